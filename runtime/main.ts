@@ -1,0 +1,54 @@
+// Entry of dist/runtime.mjs: parse config, build env, serve the built functions, handle signals.
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { ConfigError, parseConfig, parseKeyValueLines, type Config } from '../shared/config'
+import { createLogger } from '../shared/log'
+import { createEnv } from './env'
+import { loadFunctions, type LoadedFunction } from './registry'
+import { startRuntime } from './server'
+import { recoverInterrupted } from './recover'
+
+declare const __LOADER_BAKED_SALTS__: Record<string, string> | undefined
+
+function configOrExit(): Config {
+  try {
+    const file = process.env.SALTS_FILE ? parseKeyValueLines(readFileSync(process.env.SALTS_FILE, 'utf8')) : {}
+    const baked = typeof __LOADER_BAKED_SALTS__ === 'object' ? __LOADER_BAKED_SALTS__ : {}
+    return parseConfig(process.env, file, baked)
+  } catch (e) {
+    const line = e instanceof ConfigError ? e.message
+      : `SALTS_FILE: cannot read ${process.env.SALTS_FILE} (${(e as NodeJS.ErrnoException).code ?? 'error'})`
+    process.stderr.write(`loader: configuration error: ${line}\n`)
+    process.exit(78)
+  }
+}
+
+const config = configOrExit()
+const log = createLogger(config.LOG_LEVEL)
+const holder: { current: LoadedFunction[] } = { current: [] }
+const dir = resolve(config.FUNCTIONS_DIR)
+
+try {
+  const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
+  const runtime = await startRuntime({
+    env,
+    load: (previous) => loadFunctions(dir, previous),
+    watchDir: dir,
+    onReady: recoverInterrupted,
+  }, holder)
+  log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
+
+  process.on('SIGHUP', () => void runtime.reload())
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down: no new connections, letting requests in flight finish')
+    runtime.close().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+} catch (e) {
+  process.stderr.write(`loader: cannot start: ${(e as Error).message}\n`)
+  process.exit(1)
+}

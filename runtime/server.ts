@@ -1,0 +1,101 @@
+// The runtime: one node-server handler in front of a swappable Hono app, reloads, graceful shutdown.
+import { serve, type ServerType } from '@hono/node-server'
+import { watch, type FSWatcher } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import type { Env } from '../shared/function'
+import { createApp, errorSummary } from './app'
+import { createRateLimiter } from './rate-limit'
+import type { LoadedFunction } from './registry'
+
+/** Options of a running runtime. */
+export interface RuntimeOptions {
+  env: Env
+  /** Loads the functions; given the current ones so unchanged modules are reused. */
+  load(previous: LoadedFunction[]): Promise<LoadedFunction[]>
+  /** Folder to watch for manifest changes (omit to reload only on SIGHUP/`reload()`). */
+  watchDir?: string
+  /** Runs before the first request is served (e.g. recovery of interrupted jobs). */
+  onReady?(env: Env): Promise<void>
+}
+
+/** A started runtime. */
+export interface Runtime {
+  url: string
+  port: number
+  functions(): LoadedFunction[]
+  reload(): Promise<boolean>
+  close(): Promise<void>
+}
+
+/** Loads the functions, builds the app and serves it; `holder` lets env.functions() see reloads. */
+export async function startRuntime(opts: RuntimeOptions, holder: { current: LoadedFunction[] }): Promise<Runtime> {
+  const { env } = opts
+  const deps = { env, limiter: createRateLimiter(env.config.LOGIN_RATE_PER_MINUTE), transfers: { active: 0 } }
+  holder.current = await opts.load([])
+  let app = createApp(holder.current, deps)
+  await opts.onReady?.(env)
+
+  let reloading: Promise<boolean> | undefined
+  const reload = () => (reloading ??= (async () => {
+    try {
+      const next = await opts.load(holder.current)
+      if (next.every((f, i) => holder.current[i] === f) && next.length === holder.current.length) return false
+      const nextApp = createApp(next, deps)
+      holder.current = next
+      app = nextApp
+      env.log.info({ functions: next.map((f) => ({ name: f.info.name, sha256: f.info.sha256 })) }, 'functions reloaded')
+      return true
+    } catch (e) {
+      env.log.warn({ err: errorSummary(e) }, 'reload skipped: keeping the functions already loaded')
+      return false
+    } finally {
+      reloading = undefined
+    }
+  })())
+
+  const inflight = new Set<import('node:http').ServerResponse>()
+  const server: ServerType = serve({
+    fetch: (req, bindings) => app.fetch(req, bindings),
+    hostname: env.config.HOST,
+    port: env.config.PORT,
+  })
+  server.on('request', (_req, res) => {
+    inflight.add(res)
+    res.once('close', () => inflight.delete(res))
+  })
+  await new Promise<void>((ok, fail) => {
+    if (server.listening) return ok()
+    server.once('listening', ok)
+    server.once('error', fail)
+  })
+
+  let watcher: FSWatcher | undefined
+  if (opts.watchDir) {
+    let timer: NodeJS.Timeout | undefined
+    watcher = watch(opts.watchDir, (_event, name) => {
+      if (name !== 'manifest.json') return
+      clearTimeout(timer)
+      timer = setTimeout(() => void reload(), 100)
+    })
+  }
+
+  const { port } = server.address() as AddressInfo
+  const host = env.config.HOST.includes(':') ? `[${env.config.HOST}]` : env.config.HOST
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    functions: () => holder.current,
+    reload,
+    async close() {
+      watcher?.close()
+      const http = server as Server
+      const closed = new Promise<void>((ok) => http.close(() => ok()))
+      http.closeIdleConnections?.()
+      const deadline = Date.now() + env.config.SHUTDOWN_GRACE_MS
+      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      http.closeAllConnections?.()
+      await closed
+    },
+  }
+}

@@ -1,0 +1,97 @@
+// The blob format `IV || AES-256-CBC/PKCS#7` as streaming node Transforms (crypto.md §1).
+import { createCipheriv, createDecipheriv, createHash, randomBytes, type Decipher } from 'node:crypto'
+import { Transform, type TransformCallback } from 'node:stream'
+import { BadPaddingError, BlobTooShortError, BlobTruncatedError } from './errors'
+
+const ALG = 'aes-256-cbc'
+/** AES block and IV size. */
+export const BLOCK = 16
+
+/** The 32-byte AES key of a key string: SHA-256 of its UTF-8 bytes. */
+export function aesKey(keyString: string): Buffer {
+  return createHash('sha256').update(keyString, 'utf8').digest()
+}
+
+/** Exact blob length for a plaintext of `plainBytes`: IV plus the padded ciphertext. */
+export function blobLength(plainBytes: number): number {
+  return BLOCK + (Math.floor(plainBytes / BLOCK) + 1) * BLOCK
+}
+
+/** A Transform that encrypts plaintext into a blob, IV first. `iv` is for test vectors only. */
+export function createEncryptStream(key: Buffer, iv: Buffer = randomBytes(BLOCK)): Transform {
+  const cipher = createCipheriv(ALG, key, iv)
+  let started = false
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (!started) { started = true; this.push(iv) }
+      done(null, cipher.update(chunk))
+    },
+    flush(done) {
+      if (!started) this.push(iv)
+      done(null, cipher.final())
+    },
+  })
+}
+
+/**
+ * A Transform that decrypts a blob. Raises BlobTooShortError, BlobTruncatedError or
+ * BadPaddingError at the end; never ends cleanly on a malformed blob.
+ */
+export class DecryptStream extends Transform {
+  #key: Buffer
+  #iv: Buffer[] = []
+  #ivBytes = 0
+  #decipher?: Decipher
+  #total = 0
+
+  constructor(key: Buffer) {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 })
+    this.#key = key
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.#total += chunk.length
+    if (!this.#decipher) {
+      const need = BLOCK - this.#ivBytes
+      if (chunk.length < need) {
+        this.#iv.push(chunk)
+        this.#ivBytes += chunk.length
+        return done()
+      }
+      this.#iv.push(chunk.subarray(0, need))
+      this.#decipher = createDecipheriv(ALG, this.#key, Buffer.concat(this.#iv))
+      chunk = chunk.subarray(need)
+      if (chunk.length === 0) return done()
+    }
+    done(null, this.#decipher.update(chunk))
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#total < BLOCK) return done(new BlobTooShortError(this.#total))
+    if (this.#total === BLOCK || this.#total % BLOCK !== 0) return done(new BlobTruncatedError(this.#total))
+    try {
+      done(null, this.#decipher!.final())
+    } catch {
+      done(new BadPaddingError())
+    }
+  }
+}
+
+/** Decrypts a whole small blob held in memory (cdn.yaml, small parts, manifests). */
+export function decryptBuffer(key: Buffer, blob: Uint8Array): Buffer {
+  const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)
+  if (b.length < BLOCK) throw new BlobTooShortError(b.length)
+  if (b.length === BLOCK || b.length % BLOCK !== 0) throw new BlobTruncatedError(b.length)
+  const d = createDecipheriv(ALG, key, b.subarray(0, BLOCK))
+  try {
+    return Buffer.concat([d.update(b.subarray(BLOCK)), d.final()])
+  } catch {
+    throw new BadPaddingError()
+  }
+}
+
+/** Encrypts a small plaintext held in memory into a blob. */
+export function encryptBuffer(key: Buffer, plain: Uint8Array, iv: Buffer = randomBytes(BLOCK)): Buffer {
+  const c = createCipheriv(ALG, key, iv)
+  return Buffer.concat([iv, c.update(plain), c.final()])
+}

@@ -1,0 +1,21 @@
+// The logger shape functions see (a subset of pino's), so functions never import pino.
+
+type LogFn = (obj: object | string, msg?: string) => void
+
+/** Structured logger handed to functions as `env.log`. */
+export interface Logger {
+  trace: LogFn
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  fatal: LogFn
+  child(bindings: Record<string, unknown>): Logger
+}
+
+/** Field names whose values the logger always replaces with `[redacted]`. */
+export const REDACT_KEYS = [
+  'password', 'token', 'jwt', 'authorization', 'secret', 'salt', 'key', 'keyFragment',
+  'downloader_access_secret', 'uploader_access_secret', 'downloader_access_key', 'uploader_access_key',
+  'accessKeyId', 'secretAccessKey', 'cookie',
+]
