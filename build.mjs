@@ -6,11 +6,11 @@ import * as esbuild from 'esbuild'
 import { createHash, randomBytes } from 'node:crypto'
 import { isBuiltin } from 'node:module'
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 
 const root = new URL('.', import.meta.url).pathname
 const args = process.argv.slice(2)
-const outDir = join(root, process.env.BUILD_OUT_DIR || 'dist')
+const outDir = resolve(root, process.env.BUILD_OUT_DIR || 'dist')
 const bake = args.includes('--bake-salts')
 const only = args.filter((a) => !a.startsWith('--'))
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'))

@@ -1,0 +1,135 @@
+// The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
+import { SALTS } from '../helpers/vectors'
+
+let running: LoaderProcess[] = []
+afterEach(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGKILL')))
+  running = []
+})
+const start = async (vars: Record<string, string> = {}) => {
+  const p = await startLoader(vars)
+  running.push(p)
+  return p
+}
+
+describe('built runtime', () => {
+  it('answers /health within a second of starting and lists every function with its sha256', async () => {
+    const t0 = Date.now()
+    const p = await start()
+    expect(Date.now() - t0).toBeLessThan(3000) // process spawn included; the figure is in the bench
+    const s = await (await fetch(`${p.url}/status`)).json()
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'dist/manifest.json'), 'utf8'))
+    expect(s.functions.map((f: { name: string }) => f.name).sort()).toEqual(['health', 'load', 'login', 'status', 'unlock', 'upload'])
+    for (const f of s.functions) {
+      const file = readFileSync(join(ROOT, 'dist/functions', `${f.name}.mjs`))
+      expect(f.sha256).toBe(createHash('sha256').update(file).digest('hex'))
+      expect(f.sha256).toBe(manifest.functions.find((m: { name: string }) => m.name === f.name).sha256)
+      expect(Date.parse(f.loadedAt)).not.toBeNaN()
+    }
+  })
+
+  it('stops at start with one line naming a bad variable', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+      env: { PATH: process.env.PATH, ...SALTS, PORT: 'eighty' }, encoding: 'utf8', timeout: 10_000,
+    })
+    expect(r.status).not.toBe(0)
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^loader: configuration error: PORT: /)])
+  })
+
+  it('refuses a non-loopback address without a caller token', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+      env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: mkdtempSync(join(tmpdir(), 'l-')) }, encoding: 'utf8', timeout: 10_000,
+    })
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/LOADER_API_TOKEN/)
+  })
+
+  it('exits cleanly on SIGTERM', async () => {
+    const p = await start()
+    expect(await p.stop('SIGTERM')).toBe(0)
+    expect(p.output()).toContain('shutting down')
+  })
+})
+
+describe('redeploy of one function', () => {
+  /** A copy of the sources whose `health` function can be rewritten and rebuilt into `out`. */
+  function sourceCopy(out: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'loader-src-'))
+    for (const p of ['functions', 'shared', 'runtime', 'build.mjs', 'package.json']) cpSync(join(ROOT, p), join(dir, p), { recursive: true })
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+    const writeHealth = (version: string) => writeFileSync(join(dir, 'functions/health/index.ts'), `
+      import type { LoaderFunction } from '../../shared/function'
+      export default {
+        name: 'health',
+        routes: [{ method: 'GET', path: '/health', body: 'none', public: true }],
+        async fetch(request, env) {
+          const wait = Number(new URL(request.url).searchParams.get('wait') ?? 0)
+          if (wait) await new Promise((r) => setTimeout(r, wait))
+          const seen = await env.session.getItem('probe')
+          await env.session.setItem('probe', '${version}')
+          return Response.json({ status: 'healthy', version: '${version}', seen })
+        },
+      } satisfies LoaderFunction`)
+    const build = (name?: string) => execFileSync(process.execPath, ['build.mjs', ...(name ? [name] : [])], { cwd: dir, env: { ...process.env, BUILD_OUT_DIR: out } })
+    return { writeHealth, build }
+  }
+
+  it('swaps in a rebuilt artifact without a restart; in-flight requests finish on the old code; session survives', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const src = sourceCopy(out)
+    src.writeHealth('one')
+    src.build()
+    const p = await start({ FUNCTIONS_DIR: out })
+    const pid = p.child.pid
+    expect(await (await fetch(`${p.url}/health`)).json()).toMatchObject({ version: 'one' })
+    const slow = fetch(`${p.url}/health?wait=1500`).then((r) => r.json())
+    await new Promise((r) => setTimeout(r, 200))
+    src.writeHealth('two')
+    src.build('health')
+    let now: { version?: string; seen?: string } = {}
+    for (let i = 0; i < 100 && now.version !== 'two'; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      now = await (await fetch(`${p.url}/health`)).json()
+    }
+    expect(now).toMatchObject({ version: 'two', seen: 'one' })
+    expect(await slow).toMatchObject({ version: 'one' })
+    expect(p.child.pid).toBe(pid)
+    const status = await (await fetch(`${p.url}/status`)).json()
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))
+    expect(status.functions.find((f: { name: string }) => f.name === 'health').sha256)
+      .toBe(manifest.functions.find((f: { name: string }) => f.name === 'health').sha256)
+  })
+
+  it('reloads on SIGHUP and keeps the old code when an artifact does not match its manifest', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const src = sourceCopy(out)
+    src.writeHealth('one')
+    src.build()
+    const p = await start({ FUNCTIONS_DIR: out })
+    // A manifest that names new bytes the artifact does not have (a half-written redeploy): refused.
+    const mpath = join(out, 'manifest.json')
+    const m = JSON.parse(readFileSync(mpath, 'utf8'))
+    m.functions.find((f: { name: string }) => f.name === 'health').sha256 = 'f'.repeat(64)
+    writeFileSync(mpath, JSON.stringify(m))
+    p.child.kill('SIGHUP')
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await (await fetch(`${p.url}/health`)).json()).toMatchObject({ version: 'one' })
+    expect(p.output()).toContain('reload skipped')
+    src.writeHealth('two')
+    src.build('health')
+    p.child.kill('SIGHUP')
+    let now: { version?: string } = {}
+    for (let i = 0; i < 60 && now.version !== 'two'; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      now = await (await fetch(`${p.url}/health`)).json()
+    }
+    expect(now.version).toBe('two')
+  })
+})

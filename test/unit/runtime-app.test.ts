@@ -1,0 +1,97 @@
+// The runtime's app over source functions: routes, problem+json, 404/405, caller token, limits.
+import { describe, expect, it } from 'vitest'
+import health from '../../functions/health/index'
+import status from '../../functions/status/index'
+import type { LoaderFunction } from '../../shared/function'
+import { HttpError } from '../../shared/http-error'
+import { readJson } from '../../shared/json'
+import * as v from 'valibot'
+import { makeApp } from '../helpers/env'
+
+const echo = {
+  name: 'echo',
+  routes: [{ method: 'POST', path: '/echo/:id', rateLimited: true }, { method: 'GET', path: '/boom' }, { method: 'GET', path: '/teapot' }],
+  async fetch(request, _env, ctx) {
+    const url = new URL(request.url)
+    if (url.pathname === '/boom') throw new Error('secret-internal-detail')
+    if (url.pathname === '/teapot') throw new HttpError(409, 'a clear detail')
+    const body = await readJson(request, v.object({ n: v.number() }))
+    return Response.json({ id: ctx.params.id, n: body.n })
+  },
+} satisfies LoaderFunction
+
+const TOKEN = 'caller-token-0123456789'
+
+describe('runtime app', () => {
+  it('serves /health and /status with every function listed', async () => {
+    const { app } = await makeApp([health, status, echo])
+    const h = await app.request('/health')
+    expect(h.status).toBe(200)
+    expect(await h.json()).toEqual({ status: 'healthy' })
+    expect(h.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(h.headers.get('x-content-type-options')).toBe('nosniff')
+    const s = await (await app.request('/status')).json()
+    expect(s).toMatchObject({ status: 'ok', authenticated: false, user: null, jwt: 'unverified', cdn: 'not-configured',
+      hardware: 'override', callerAuth: 'off', unlock: { state: 'idle' } })
+    expect(s.functions.map((f: { name: string }) => f.name)).toEqual(['health', 'status', 'echo'])
+  })
+
+  it('answers unknown routes 404 and wrong methods 405 with Allow, as problem+json', async () => {
+    const { app } = await makeApp([health, echo])
+    const nf = await app.request('/nothing')
+    expect(nf.status).toBe(404)
+    expect(nf.headers.get('content-type')).toBe('application/problem+json')
+    const na = await app.request('/health', { method: 'DELETE' })
+    expect(na.status).toBe(405)
+    expect(na.headers.get('allow')).toBe('GET')
+    expect((await na.json()).requestId).toBe(na.headers.get('x-request-id'))
+  })
+
+  it('turns HttpError into its problem and anything else into a 500 without a stack', async () => {
+    const { app, logs } = await makeApp([echo])
+    const t = await app.request('/teapot')
+    expect(t.status).toBe(409)
+    expect(await t.json()).toMatchObject({ status: 409, detail: 'a clear detail' })
+    const b = await app.request('/boom')
+    expect(b.status).toBe(500)
+    const text = await b.text()
+    expect(text).not.toContain('secret-internal-detail')
+    expect(text).not.toMatch(/at .*\.ts/)
+    expect(logs.join('')).toContain('unhandled error')
+  })
+
+  it('validates JSON bodies: 415, 400, 422, 413', async () => {
+    const { app } = await makeApp([echo], { LOGIN_RATE_PER_MINUTE: '1000' })
+    const post = (body: string, type = 'application/json') => app.request('/echo/7', { method: 'POST', body, headers: { 'content-type': type } })
+    expect((await post('{"n":1}')).status).toBe(200)
+    expect(await (await post('{"n":2}')).json()).toEqual({ id: '7', n: 2 })
+    expect((await post('{"n":1}', 'text/plain')).status).toBe(415)
+    expect((await post('{"n":')).status).toBe(400)
+    const wrong = await post('{"n":"x"}')
+    expect(wrong.status).toBe(422)
+    expect((await wrong.json()).detail).toMatch(/^n: /)
+    expect((await post(JSON.stringify({ n: 1, pad: 'x'.repeat(70_000) }))).status).toBe(413)
+  })
+
+  it('rate-limits per client address with Retry-After', async () => {
+    const { app } = await makeApp([echo], { LOGIN_RATE_PER_MINUTE: '3' })
+    const codes: number[] = []
+    let last: Response | undefined
+    for (let i = 0; i < 5; i++) {
+      last = await app.request('/echo/1', { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } })
+      codes.push(last.status)
+    }
+    expect(codes).toEqual([200, 200, 200, 429, 429])
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0)
+  })
+
+  it('needs the caller token on every route but /health when one is set', async () => {
+    const { app } = await makeApp([health, status], { LOADER_API_TOKEN: TOKEN })
+    expect((await app.request('/health')).status).toBe(200)
+    expect((await app.request('/status')).status).toBe(401)
+    expect((await app.request('/status', { headers: { authorization: `Bearer ${TOKEN}x` } })).status).toBe(401)
+    const ok = await app.request('/status', { headers: { authorization: `Bearer ${TOKEN}` } })
+    expect(ok.status).toBe(200)
+    expect((await ok.json()).callerAuth).toBe('token')
+  })
+})
