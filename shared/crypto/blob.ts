@@ -2,6 +2,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, type Decipher } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { BadPaddingError, BlobTooShortError, BlobTruncatedError } from './errors'
+import { createGcPacer } from '../gc-pacer'
 
 const ALG = 'aes-256-cbc'
 /** AES block and IV size. */
@@ -20,10 +21,14 @@ export function blobLength(plainBytes: number): number {
 /** A Transform that encrypts plaintext into a blob, IV first. `iv` is for test vectors only. */
 export function createEncryptStream(key: Buffer, iv: Buffer = randomBytes(BLOCK)): Transform {
   const cipher = createCipheriv(ALG, key, iv)
+  const pace = createGcPacer()
   let started = false
   return new Transform({
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, done) {
       if (!started) { started = true; this.push(iv) }
+      pace(chunk.length)
       done(null, cipher.update(chunk))
     },
     flush(done) {
@@ -43,6 +48,7 @@ export class DecryptStream extends Transform {
   #ivBytes = 0
   #decipher?: Decipher
   #total = 0
+  #pace = createGcPacer()
 
   constructor(key: Buffer) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 })
@@ -63,6 +69,7 @@ export class DecryptStream extends Transform {
       chunk = chunk.subarray(need)
       if (chunk.length === 0) return done()
     }
+    this.#pace(chunk.length)
     done(null, this.#decipher.update(chunk))
   }
 

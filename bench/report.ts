@@ -1,0 +1,32 @@
+// Prints bench rows and writes bench/REPORT.md: figures beside their references, ratios, peak RSS, machine.
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { MiB, mibps, type Row } from './lib'
+
+const size = (b: number) => (b >= 1024 * MiB ? `${(b / 1024 / MiB).toFixed(0)} GiB` : b >= MiB ? `${(b / MiB).toFixed(0)} MiB` : `${b} B`)
+
+/** Markdown table of rows, one per area. */
+export function renderReport(rows: Row[], quick: boolean): string {
+  const lines = [
+    '# Benchmark report', '',
+    `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, ${process.platform}/${process.arch}.`,
+    `Run: ${new Date().toISOString()}${quick ? ' (quick: sizes scaled down)' : ''}. Reproduce with \`npm run bench\`.`, '',
+  ]
+  for (const area of [...new Set(rows.map((r) => r.area))]) {
+    lines.push(`## ${area}`, '', '| what | size | ours MiB/s | reference | ref MiB/s | ratio | peak RSS | target |', '|---|---|---|---|---|---|---|---|')
+    for (const r of rows.filter((x) => x.area === area)) {
+      const ours = mibps(r.bytes, r.ms)
+      const ref = r.refMs ? mibps(r.bytes, r.refMs) : undefined
+      lines.push(`| ${r.what} | ${size(r.bytes)} | ${ours.toFixed(0)} | ${r.refName ?? '—'} | ${ref?.toFixed(0) ?? '—'} | ${ref ? (ours / ref).toFixed(2) : '—'} | ${r.peakRssMiB ? `${r.peakRssMiB.toFixed(0)} MiB` : '—'} | ${r.target ?? ''} |`)
+    }
+    lines.push('')
+  }
+  return lines.join('\n')
+}
+
+export function writeReport(rows: Row[], quick: boolean): string {
+  const md = renderReport(rows, quick)
+  writeFileSync(join(import.meta.dirname, 'REPORT.md'), md)
+  return md
+}
