@@ -1,11 +1,55 @@
-// Placeholder replaced by its flow issue.
+// F2: POST /load/:filename — the decrypted resource, from the API's small part and the cached big part.
+import { createHash } from 'node:crypto'
+import * as v from 'valibot'
 import type { LoaderFunction } from '../../shared/function'
 import { HttpError } from '../../shared/http-error'
+import { readJson } from '../../shared/json'
+import { checkFilename, checkFolder } from '../../shared/names'
+import { requireSession } from '../../shared/guard'
+import { mayLoad } from '../../shared/roles'
+import { getResourceFile, withAuth } from '../../shared/resource-api'
+import { apiAesKey, fingerprint } from '../../shared/device-keys'
+import { decryptBuffer } from '../../shared/crypto/blob'
+import { isBlobError } from '../../shared/crypto/errors'
+import { ensureBigPart } from '../../shared/big-part'
+import { openResource } from '../../shared/resource-stream'
+import { toWebStream } from '../../shared/web-stream'
+
+const LoadBody = v.object({ folder: v.optional(v.string('must be a string')) })
 
 export default {
   name: 'load',
-  routes: [],
-  async fetch() {
-    throw new HttpError(501, 'not implemented yet')
+  routes: [{ method: 'POST', path: '/load/:filename', transfer: true }],
+  async fetch(request, env, ctx) {
+    const filename = checkFilename(ctx.params.filename)
+    const body = await readJson(request, LoadBody, true)
+    const folder = checkFolder(body.folder ?? new URL(request.url).searchParams.get('folder'))
+    const { auth, cdn } = await requireSession(env, mayLoad, 'load resources')
+
+    // 1. The small part: the licence check, made on every load.
+    const hardware = await fingerprint(env)
+    const blob = await withAuth(env, `${folder}/${filename}`, (token, a) => getResourceFile(env, token, folder, `${filename}.small`, a.password, hardware), auth)
+    let small: Buffer
+    try {
+      small = decryptBuffer(await apiAesKey(env, auth.email, auth.password), blob)
+    } catch (e) {
+      if (isBlobError(e)) throw new HttpError(502, `the small part of ${folder}/${filename} does not decrypt with this device's key`, { type: 'decrypt-failed' })
+      throw e
+    }
+    const smallSha = createHash('sha256').update(small).digest('hex')
+
+    // 2. The big part, from the cache or the CDN; 3–4. checked, then streamed.
+    await ensureBigPart(env, cdn, folder, filename, smallSha)
+    const { stream, bytes } = await openResource(env, folder, filename, small)
+    ctx.log.info({ folder, filename, bytes }, 'load')
+    return new Response(toWebStream(stream), {
+      status: 200,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(bytes),
+        'content-disposition': `attachment; filename="${filename}"`,
+        'cache-control': 'no-store',
+      },
+    })
   },
 } satisfies LoaderFunction

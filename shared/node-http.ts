@@ -1,0 +1,65 @@
+// A minimal streaming HTTP request over node:http(s) or a unix socket: exact Content-Length, backpressure.
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { Readable } from 'node:stream'
+
+/** Options of one request. */
+export interface NodeRequest {
+  method: string
+  url: string
+  headers?: OutgoingHttpHeaders
+  body?: Readable | Buffer | string
+  /** Unix socket path (Docker engine); `url` then supplies only the path. */
+  socketPath?: string
+  /** Time allowed until the answer's headers arrive. */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+/** A timeout waiting for an upstream answer (mapped to 504). */
+export class UpstreamTimeoutError extends Error {
+  override name = 'TimeoutError'
+}
+
+/** Sends a request and resolves with the response once its headers arrive (the body streams). */
+export function nodeRequest(opts: NodeRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(opts.url)
+    const fn = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = fn(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal })
+    let timer: NodeJS.Timeout | undefined
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
+    }
+    req.once('response', (res) => {
+      clearTimeout(timer)
+      resolve(res)
+    })
+    req.once('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+    const body = opts.body
+    if (body === undefined) req.end()
+    else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body)
+    else {
+      body.once('error', (e) => req.destroy(e))
+      body.pipe(req)
+    }
+  })
+}
+
+/** Reads a (small) response body as text, at most `limit` bytes. */
+export async function readBodyText(res: IncomingMessage, limit = 1 << 20): Promise<string> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of res) {
+    n += (c as Buffer).length
+    if (n > limit) {
+      res.destroy()
+      break
+    }
+    chunks.push(c as Buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}

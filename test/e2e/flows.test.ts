@@ -1,0 +1,171 @@
+// F1–F3 end to end: built runtime + development origin + moto checking SigV4 and IAM policies.
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { smallSizeOf } from '../../shared/split'
+import { opensslDecrypt, opensslEncrypt } from '../helpers/openssl'
+import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+
+const ADMIN = ['admin@example.com', 'admin-pass-1']
+const VIEWER = ['viewer@example.com', 'viewer-pass-1']
+const NOBODY = ['none@example.com', 'none-pass-1']
+
+let s: Stack
+beforeAll(async () => {
+  s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'ApiAdmin'], [VIEWER[0]]: [VIEWER[1], 'Operator'], [NOBODY[0]]: [NOBODY[1], 0] })
+})
+afterAll(async () => s?.stop())
+
+const login = async ([email, password]: string[]) => post(s.loader.url, '/login', { email, password })
+const upload = (name: string, data: Buffer, folder = 'models') => fetch(`${s.loader.url}/upload/${name}?folder=${folder}`, {
+  method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: data,
+})
+const load = (name: string, folder = 'models') => post(s.loader.url, `/load/${name}`, { folder })
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+/** Stores a blob the way the seed's uploader did: big part on the CDN (with or without meta), small part on the API. */
+async function seed(name: string, blob: Buffer, meta = true, folder = 'models') {
+  const n = smallSizeOf(blob.length)
+  const small = blob.subarray(0, n)
+  const big = blob.subarray(n)
+  const headers: Record<string, string> = { 'x-amz-content-sha256': sha(big) }
+  if (meta) Object.assign(headers, { 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) })
+  const r = await s.s3.fetch(`${s.moto.url}/${folder}/${name}.big`, { method: 'PUT', headers, body: big })
+  expect(r.status).toBe(200)
+  s.origin.files.set(`${folder}/${name}.small`, Buffer.from(small))
+}
+
+describe('login', () => {
+  it('refuses bad credentials with 401 and logs in with good ones', async () => {
+    expect((await login([ADMIN[0], 'wrong'])).status).toBe(401)
+    const r = await login(ADMIN)
+    expect(r.status).toBe(200)
+    expect(await r.json()).toEqual({ status: 'ok', email: ADMIN[0], role: 'ApiAdmin' })
+    const st = await (await fetch(`${s.loader.url}/status`)).json()
+    expect(st).toMatchObject({ authenticated: true, user: { email: ADMIN[0], role: 'ApiAdmin' }, jwt: 'verified', cdn: 'configured' })
+  })
+})
+
+describe('upload and load round trips', () => {
+  beforeAll(async () => { expect((await login(ADMIN)).status).toBe(200) })
+
+  it.each([0, 1, 15, 16, 17, 3072, 10240, 64 * 1024 * 1024])('%i bytes', async (size) => {
+    const data = randomBytes(size)
+    const name = `rt-${size}.bin`
+    const up = await upload(name, data)
+    expect(up.status).toBe(201)
+    const info = await up.json()
+    const n = 16 + (Math.floor(size / 16) + 1) * 16
+    expect(info).toEqual({ filename: name, folder: 'models', bytes: size, smallBytes: smallSizeOf(n), bigBytes: n - smallSizeOf(n), sha256: sha(data) })
+    const r = await load(name)
+    expect(r.status).toBe(200)
+    expect(r.headers.get('content-length')).toBe(String(size))
+    expect(r.headers.get('content-disposition')).toBe(`attachment; filename="${name}"`)
+    expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(data))
+  })
+
+  it('takes the multipart form with the folder field after the data', async () => {
+    const data = randomBytes(5000)
+    const form = new FormData()
+    form.append('data', new Blob([data]), 'x.bin')
+    form.append('folder', 'other-folder')
+    const up = await fetch(`${s.loader.url}/upload/multi.bin`, { method: 'POST', body: form })
+    expect(up.status).toBe(201)
+    expect((await up.json()).folder).toBe('other-folder')
+    const r = await load('multi.bin', 'other-folder')
+    expect(Buffer.from(await r.arrayBuffer()).equals(data)).toBe(true)
+  })
+
+  it('an upload reassembled from the CDN and the API decrypts with openssl enc -d', async () => {
+    const data = randomBytes(20_000)
+    expect((await upload('reassemble.bin', data)).status).toBe(201)
+    const big = Buffer.from(await (await s.s3.fetch(`${s.moto.url}/models/reassemble.bin.big`)).arrayBuffer())
+    const small = s.origin.files.get('models/reassemble.bin.small')!
+    expect(small.length).toBe(3072)
+    expect(opensslDecrypt(RESOURCE_AES.toString('hex'), Buffer.concat([small, big])).equals(data)).toBe(true)
+  })
+
+  it('loads a resource whose blob openssl made (with and without x-amz-meta)', async () => {
+    for (const meta of [true, false]) {
+      const data = randomBytes(12_345)
+      const name = `openssl-${meta}.bin`
+      await seed(name, opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), data), meta)
+      const r = await load(name)
+      expect(r.status).toBe(200)
+      expect(Buffer.from(await r.arrayBuffer()).equals(data)).toBe(true)
+    }
+  })
+
+  it('refreshes a stale cache entry after a re-upload', async () => {
+    const v1 = randomBytes(40_000)
+    const v2 = randomBytes(40_000)
+    await seed('stale.bin', opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), v1))
+    expect(Buffer.from(await (await load('stale.bin')).arrayBuffer()).equals(v1)).toBe(true)
+    await seed('stale.bin', opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), v2))
+    expect(Buffer.from(await (await load('stale.bin')).arrayBuffer()).equals(v2)).toBe(true)
+  })
+
+  it('resumes a big-part download cut mid-way from the bytes on disk', async () => {
+    const data = randomBytes(3 * 1024 * 1024)
+    await seed('cut.bin', opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), data))
+    s.faults.ranges = []
+    s.faults.cutNextBigGetAfter = 1024 * 1024
+    const r = await load('cut.bin')
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(data)).toBe(true)
+    expect(s.faults.ranges[0]).toBeUndefined()
+    expect(s.faults.ranges[1]).toMatch(/^bytes=\d+-$/)
+    expect(Number(/=(\d+)-/.exec(s.faults.ranges[1]!)![1])).toBeGreaterThan(0)
+  })
+
+  it('never leaves a file under a final name that is not whole, nor plaintext on disk', async () => {
+    const files: string[] = []
+    const walk = (d: string) => { for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name)) }
+    walk(s.loader.cacheDir)
+    expect(files.some((f) => f.endsWith('.tmp'))).toBe(false)
+    for (const f of files.filter((x) => x.endsWith('.big'))) expect(existsSync(`${f}.json`)).toBe(true)
+    const n = 16 + (3 * 1024 * 1024 / 16 + 1) * 16
+    expect(statSync(join(s.loader.cacheDir, 'cache/models/cut.bin.big')).size).toBe(n - 3072)
+  })
+})
+
+describe('authorization and failures', () => {
+  it('answers 401 without a session, 403 for role None, 403 for an upload by a viewer', async () => {
+    await s.restartLoader()
+    expect((await load('rt-1.bin')).status).toBe(401)
+    expect((await login(NOBODY)).status).toBe(200)
+    expect((await load('rt-1.bin')).status).toBe(403)
+    expect((await login(VIEWER)).status).toBe(200)
+    expect((await load('rt-1.bin')).status).toBe(200)
+    const up = await upload('viewer.bin', randomBytes(10))
+    expect(up.status).toBe(403)
+    expect(up.headers.get('content-type')).toBe('application/problem+json')
+  })
+
+  it('answers 404 for an unknown resource and 422 for bad names', async () => {
+    expect((await login(VIEWER)).status).toBe(200)
+    expect((await load('no-such.bin')).status).toBe(404)
+    for (const bad of ['..', '.hidden', 'a.small', 'x.big', 'y.manifest', 'a%00b', 'a'.repeat(201)]) {
+      const r = await load(bad)
+      expect([404, 422]).toContain(r.status)
+      expect(r.headers.get('content-type')).toBe('application/problem+json')
+    }
+    expect((await load('ok.bin', 'UPPER')).status).toBe(422)
+    expect((await load('ok.bin', 'a..b')).status).toBe(422)
+  })
+
+  it('a wrong CDN secret is a clear 502', async () => {
+    await seed('uncached.bin', opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), randomBytes(50_000)))
+    s.setCdnYaml({ downloader: { accessKeyId: s.moto.downloader.accessKeyId, secretAccessKey: 'wrong-secret-value' } })
+    try {
+      await s.restartLoader()
+      expect((await login(VIEWER)).status).toBe(200)
+      const r = await load('uncached.bin')
+      expect(r.status).toBe(502)
+      expect((await r.json()).detail).toMatch(/CDN refused/)
+    } finally {
+      s.setCdnYaml()
+    }
+  })
+})

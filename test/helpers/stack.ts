@@ -1,0 +1,111 @@
+// The end-to-end stack: development origin, moto (behind a proxy that can cut a body), built runtime.
+import { serve } from '@hono/node-server'
+import { request as httpRequest, createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { AwsClient } from 'aws4fetch'
+import { aesKey } from '../../shared/crypto/blob'
+import { resourceKey } from '../../shared/crypto/keys'
+import { createOrigin } from '../origin/origin'
+import { startMoto, type Keys, type Moto } from './moto'
+import { startLoader, type LoaderProcess } from './spawn'
+import { SALTS } from './vectors'
+
+export const JWT_SECRET = 'jwt-secret-for-tests-0123456789'
+export const RESOURCE_AES = aesKey(resourceKey(SALTS.RESOURCE_KEY_SALT))
+
+/** Faults the CDN proxy injects into the next matching request. */
+export interface ProxyFaults {
+  /** Cut the body of the next GET of a `.big` object after this many bytes. */
+  cutNextBigGetAfter?: number
+  /** Range headers seen on `.big` GETs. */
+  ranges: (string | undefined)[]
+}
+
+/** A proxy in front of moto that keeps the Host header (it is signed) and can cut a body. */
+async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: string; server: Server }> {
+  const t = new URL(target)
+  const server = createServer((req, res) => {
+    const isBigGet = req.method === 'GET' && /\.big$/.test(req.url ?? '')
+    if (isBigGet) faults.ranges.push(req.headers.range)
+    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers)
+      const cut = isBigGet && ur.statusCode === 200 ? faults.cutNextBigGetAfter : undefined
+      if (cut === undefined) return ur.pipe(res)
+      faults.cutNextBigGetAfter = undefined
+      let sent = 0
+      ur.on('data', (c: Buffer) => {
+        if (sent >= cut) return
+        const part = c.subarray(0, cut - sent)
+        sent += part.length
+        res.write(part)
+        if (sent >= cut) {
+          ur.destroy()
+          res.socket?.destroy()
+        }
+      })
+    })
+    up.on('error', () => res.destroy())
+    req.pipe(up)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
+}
+
+export interface Stack {
+  origin: ReturnType<typeof createOrigin>['state']
+  originUrl: string
+  moto: Moto
+  cdnUrl: string
+  faults: ProxyFaults
+  loader: LoaderProcess
+  /** Writes cdn.yaml for the given keys (defaults: the real ones). */
+  setCdnYaml(over?: Partial<{ downloader: Keys; uploader: Keys; host: string }>): void
+  /** An S3 client signing with the uploader keys, straight to moto. */
+  s3: AwsClient
+  restartLoader(vars?: Record<string, string>): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Starts everything; `users` are email → [password, role]. */
+export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}): Promise<Stack> {
+  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts: SALTS })
+  for (const [email, [password, role]] of Object.entries(users)) state.users.set(email, { password, role: role as never })
+  const originServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server
+  await new Promise<void>((r) => (originServer.listening ? r() : originServer.once('listening', r)))
+  const originUrl = `http://127.0.0.1:${(originServer.address() as AddressInfo).port}`
+  const moto = await startMoto(['models', 'other-folder'])
+  const faults: ProxyFaults = { ranges: [] }
+  const proxy = await startProxy(moto.url, faults)
+  const setCdnYaml: Stack['setCdnYaml'] = (over = {}) => {
+    const d = over.downloader ?? moto.downloader
+    const u = over.uploader ?? moto.uploader
+    state.files.set('cdn.yaml', Buffer.from([
+      `host: ${over.host ?? proxy.url}`, 'region: us-east-1',
+      `downloader_access_key: ${d.accessKeyId}`, `downloader_access_secret: ${d.secretAccessKey}`,
+      `uploader_access_key: ${u.accessKeyId}`, `uploader_access_secret: ${u.secretAccessKey}`, '',
+    ].join('\n')))
+  }
+  setCdnYaml()
+  const vars = { RESOURCE_API_URL: originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000', API_TIMEOUT_MS: '5000', CDN_TIMEOUT_MS: '5000', ...loaderVars }
+  const stack: Stack = {
+    origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
+    loader: await startLoader(vars),
+    s3: new AwsClient({ ...moto.uploader, service: 's3', region: 'us-east-1', retries: 0 }),
+    async restartLoader(more = {}) {
+      await stack.loader.stop()
+      stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
+    },
+    async stop() {
+      await stack.loader.stop('SIGKILL')
+      await moto.stop()
+      proxy.server.closeAllConnections()
+      proxy.server.close()
+      originServer.close()
+    },
+  }
+  return stack
+}
+
+/** POSTs JSON to the loader. */
+export const post = (base: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) })
