@@ -1,6 +1,6 @@
 // A minimal streaming HTTP request over node:http(s) or a unix socket: exact Content-Length, backpressure.
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
-import { request as httpsRequest } from 'node:https'
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import https from 'node:https'
 import type { Readable } from 'node:stream'
 
 /** Options of one request. */
@@ -25,8 +25,8 @@ export class UpstreamTimeoutError extends Error {
 export function nodeRequest(opts: NodeRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const url = new URL(opts.url)
-    const fn = url.protocol === 'https:' ? httpsRequest : httpRequest
-    const req = fn(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal })
+    // Looked up at call time (not a named import), so instrumentation of the module object applies.
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal })
     let timer: NodeJS.Timeout | undefined
     if (opts.timeoutMs) {
       timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)

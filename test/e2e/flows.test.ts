@@ -19,7 +19,7 @@ afterAll(async () => s?.stop())
 
 const login = async ([email, password]: string[]) => post(s.loader.url, '/login', { email, password })
 const upload = (name: string, data: Buffer, folder = 'models') => fetch(`${s.loader.url}/upload/${name}?folder=${folder}`, {
-  method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: data,
+  method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(data),
 })
 const load = (name: string, folder = 'models') => post(s.loader.url, `/load/${name}`, { folder })
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -31,7 +31,7 @@ async function seed(name: string, blob: Buffer, meta = true, folder = 'models') 
   const big = blob.subarray(n)
   const headers: Record<string, string> = { 'x-amz-content-sha256': sha(big) }
   if (meta) Object.assign(headers, { 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) })
-  const r = await s.s3.fetch(`${s.moto.url}/${folder}/${name}.big`, { method: 'PUT', headers, body: big })
+  const r = await s.s3.fetch(`${s.moto.url}/${folder}/${name}.big`, { method: 'PUT', headers, body: new Uint8Array(big) })
   expect(r.status).toBe(200)
   s.origin.files.set(`${folder}/${name}.small`, Buffer.from(small))
 }
@@ -68,7 +68,7 @@ describe('upload and load round trips', () => {
   it('takes the multipart form with the folder field after the data', async () => {
     const data = randomBytes(5000)
     const form = new FormData()
-    form.append('data', new Blob([data]), 'x.bin')
+    form.append('data', new Blob([new Uint8Array(data)]), 'x.bin')
     form.append('folder', 'other-folder')
     const up = await fetch(`${s.loader.url}/upload/multi.bin`, { method: 'POST', body: form })
     expect(up.status).toBe(201)
