@@ -99,7 +99,7 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
   app.onError((err, c) => {
     const requestId = c.get('requestId')
     if (isHttpError(err)) {
-      if (err.status >= 500) env.log.warn({ requestId, status: err.status, detail: err.message }, 'upstream or service problem')
+      if (err.status >= 500) env.log.warn({ requestId, status: err.status, detail: err.message, cause: causeOf(err) }, 'upstream or service problem')
       return err.getResponse(requestId)
     }
     env.log.error({ requestId, err: errorSummary(err) }, 'unhandled error')
@@ -107,6 +107,15 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
       detail: 'an unexpected error occurred; the log has its request id', requestId })
   })
   return app
+}
+
+/** The chain of causes' names and codes, for the log (messages of network errors carry no secret). */
+function causeOf(e: Error): string | undefined {
+  const out: string[] = []
+  for (let c = e.cause as { name?: string; code?: string; message?: string } | undefined, i = 0; c && i < 4; c = (c as { cause?: never }).cause, i++) {
+    out.push([c.name, c.code].filter(Boolean).join(' ') || 'error')
+  }
+  return out.length ? out.join(' <- ') : undefined
 }
 
 /** Name, message and stack of an error, for the log only (never a response). */

@@ -16,8 +16,8 @@ export const upstreamStatus = (e: unknown): number | undefined =>
 /** A problem for `what` failing at `who` (e.g. "the Resource API", "the CDN"). */
 export function upstreamProblem(who: string, what: string, e: unknown): HttpError {
   if (e instanceof HttpError) return e
-  if (isTimeout(e)) return new HttpError(504, `${who} did not answer ${what} in time`, { type: 'upstream-timeout' })
+  if (isTimeout(e)) return new HttpError(504, `${who} did not answer ${what} in time`, { type: 'upstream-timeout', cause: e })
   const status = upstreamStatus(e)
   if (status) return new HttpError(502, `${who} answered ${status} to ${what}`, { type: 'upstream-error', extra: { upstreamStatus: status } })
-  return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable' })
+  return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable', cause: e })
 }

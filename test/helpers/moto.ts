@@ -29,6 +29,15 @@ export async function startMoto(buckets: string[]): Promise<Moto> {
     env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: String(WINDOW) }, stdio: 'ignore',
   })
   const url = `http://127.0.0.1:${port}`
+  try {
+    return await setup(url, child, buckets)
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw e
+  }
+}
+
+async function setup(url: string, child: ChildProcess, buckets: string[]): Promise<Moto> {
   await waitFor(`${url}/moto-api/`, 20_000)
   const iam = async (params: Record<string, string>) => {
     const r = await fetch(url, { method: 'POST', headers: { authorization: FAKE_AUTH('iam'), 'content-type': 'application/x-www-form-urlencoded' },

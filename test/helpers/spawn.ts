@@ -46,12 +46,12 @@ export interface LoaderProcess {
 
 /** Spawns `node dist/runtime.mjs` with test salts and a fresh CACHE_DIR (unless given). */
 export async function startLoader(vars: Record<string, string> = {}): Promise<LoaderProcess> {
-  const port = await freePort()
+  const port = vars.PORT ? Number(vars.PORT) : await freePort()
   const cacheDir = vars.CACHE_DIR ?? mkdtempSync(join(tmpdir(), 'loader-e2e-'))
   const child = spawn(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',
-      PORT: String(port), CACHE_DIR: cacheDir, ...vars },
+      ...vars, PORT: String(port), CACHE_DIR: cacheDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -60,7 +60,12 @@ export async function startLoader(vars: Record<string, string> = {}): Promise<Lo
   const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)))
   const url = `http://127.0.0.1:${port}`
   const headers = vars.LOADER_API_TOKEN ? { authorization: `Bearer ${vars.LOADER_API_TOKEN}` } : undefined
-  await Promise.race([waitFor(`${url}/health`, 15_000, { headers }), exited.then((c) => { throw new Error(`loader exited ${c}: ${out}`) })])
+  try {
+    await Promise.race([waitFor(`${url}/health`, 15_000, { headers }), exited.then((c) => { throw new Error(`loader exited ${c}: ${out}`) })])
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw e
+  }
   return {
     url, port, cacheDir, child,
     output: () => out,
