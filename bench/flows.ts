@@ -1,0 +1,61 @@
+// Flow benches on the real stack (built runtime, origin, moto): warm and cold /load, raw /upload, peak RSS.
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { startStack, RESOURCE_AES } from '../test/helpers/stack'
+import { MiB, OUT, opensslDecryptMs, randomFile, timeCommand, type Row } from './lib'
+
+/** Peak resident set (VmHWM) of a process, MiB. */
+const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+
+const ADMIN = ['bench@example.com', 'bench-password']
+
+export async function benchFlows(sizes: number[]): Promise<Row[]> {
+  const rows: Row[] = []
+  const s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'ApiAdmin'] }, { MAX_CONCURRENT_TRANSFERS: '64' })
+  try {
+    s.setCdnYaml({ host: s.moto.url })
+    const login = async () => {
+      const r = await fetch(`${s.loader.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: ADMIN[0], password: ADMIN[1] }) })
+      if (!r.ok) throw new Error(`login ${r.status}`)
+    }
+    const curl = (args: string[]) => timeCommand('curl', ['-sS', '-f', ...args])
+    for (const size of sizes) {
+      const plain = await randomFile(`plain-${size}.bin`, size)
+      const name = `bench-${size}.bin`
+      // Upload on a fresh process, so its peak RSS is the upload's.
+      await s.restartLoader()
+      await login()
+      const up = await curl(['-o', '/dev/null', '-X', 'POST', '-H', 'content-type: application/octet-stream', '-T', plain, `${s.loader.url}/upload/${name}?folder=models`])
+      rows.push({ area: 'upload', what: 'raw /upload (encrypt, split, PUT to S3)', bytes: size, ms: up.ms, peakRssMiB: peakRss(s.loader.child.pid!), target: 'RSS ≤ 128 MiB' })
+
+      // Cold load: empty cache on a fresh process; reference: curl of the same big part from the same S3.
+      rmSync(join(s.loader.cacheDir, 'cache'), { recursive: true, force: true })
+      await s.restartLoader()
+      await login()
+      const cold = await curl(['-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      const d = s.moto.downloader
+      const ref = await curl(['-o', '/dev/null', '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '--aws-sigv4', 'aws:amz:us-east-1:s3', '--user', `${d.accessKeyId}:${d.secretAccessKey}`, `${s.moto.url}/models/${name}.big`])
+      rows.push({ area: 'load (cold)', what: '/load, big part from S3', bytes: size, ms: cold.ms, refName: 'curl of the big part', refMs: ref.ms, peakRssMiB: peakRss(s.loader.child.pid!) })
+
+      // Warm load: the cache holds the big part; reference: openssl enc -d of the same blob.
+      await s.restartLoader()
+      await login()
+      const warm = await curl(['-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      const blob = join(OUT, `flow-blob-${size}.enc`)
+      const small = s.origin.files.get(`models/${name}.small`)!
+      await timeCommand('bash', ['-c', 'cat "$S" "$B" > "$O"'], { ...process.env, S: await writeTemp(small), B: s.loader.cacheDir + `/cache/models/${name}.big`, O: blob })
+      const ossl = await opensslDecryptMs(RESOURCE_AES.toString('hex'), blob)
+      rows.push({ area: 'load (warm)', what: '/load over loopback HTTP, cached', bytes: size, ms: warm.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: peakRss(s.loader.child.pid!), target: 'ratio ≥ 0.6' })
+    }
+  } finally {
+    await s.stop()
+  }
+  return rows
+}
+
+async function writeTemp(b: Buffer): Promise<string> {
+  const { writeFileSync } = await import('node:fs')
+  const p = join(OUT, 'small.part')
+  writeFileSync(p, b)
+  return p
+}
