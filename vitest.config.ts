@@ -1,4 +1,5 @@
-// Two projects: unit/contract tests (MSW, unhandled requests are errors) and end-to-end tests (real processes, no MSW).
+// Three projects: unit/contract tests (MSW, unhandled requests are errors); integration tests of source
+// functions against real sockets (no MSW); end-to-end tests of the built artifacts (real processes, no MSW).
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
@@ -10,6 +11,13 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           setupFiles: ['test/mocks/setup.ts'],
           testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 30_000,
         },
       },
       {

@@ -7,6 +7,7 @@ import type { Config } from '../shared/config'
 import type { Env, FunctionInfo } from '../shared/function'
 import type { Logger } from '../shared/logger'
 import { createCache, prepareCacheDir } from '../shared/cache'
+import { createArchives } from '../shared/archives'
 import { createClock } from '../shared/clock'
 import { createInflight } from '../shared/inflight'
 import { createHardware, isGenericFingerprint } from '../shared/hardware'
@@ -53,6 +54,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     session: createStorage({ driver: memoryDriver() }),
     state: createStorage({ driver: fsLiteDriver({ base: join(cacheDir, 'state') }) }),
     cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log),
+    archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     clock: createClock(),
     log,

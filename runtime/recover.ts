@@ -1,10 +1,10 @@
 // At start, background jobs a previous process left unfinished are marked as interrupted.
 import type { Env } from '../shared/function'
 
+import { RUNNING, UNLOCK_KEY } from '../shared/unlock-state'
+
 /** Keys of `env.state` holding job states with a `state` field, and their unfinished states. */
-const JOBS: Record<string, string[]> = {
-  'unlock:status': ['authenticating', 'fetching_key', 'decrypting', 'loading'],
-}
+const JOBS: Record<string, readonly string[]> = { [UNLOCK_KEY]: RUNNING }
 
 /** Turns any unfinished job state into `error: interrupted`. */
 export async function recoverInterrupted(env: Env): Promise<void> {

@@ -3,6 +3,7 @@ import type { Storage } from 'unstorage'
 import type { Config } from './config'
 import type { Logger } from './logger'
 import type { BigPartCache } from './cache-types'
+import type { Archives } from './archives'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -56,6 +57,8 @@ export interface Env {
   session: Storage
   state: Storage
   cache: BigPartCache
+  /** The encrypted Docker image archives under UNLOCK_ARCHIVE. */
+  archives: Archives
   inflight: Inflight
   clock: Clock
   log: Logger

@@ -1,14 +1,8 @@
 // F1: POST /login — logs the device in to the Resource API for this user.
-import * as v from 'valibot'
 import type { LoaderFunction } from '../../shared/function'
 import { json, readJson } from '../../shared/json'
 import { performLogin } from '../../shared/login-flow'
-
-/** Body of POST /login. */
-export const LoginBody = v.object({
-  email: v.pipe(v.string('must be a string'), v.trim(), v.minLength(3, 'must be an email address'), v.maxLength(320, 'is too long'), v.email('must be an email address')),
-  password: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(1024, 'is too long')),
-})
+import { LoginBody } from '../../shared/login-body'
 
 export default {
   name: 'login',

@@ -1,0 +1,35 @@
+// The unlock job's durable state in `env.state` (survives restarts and redeploys).
+import type { Storage } from 'unstorage'
+
+export const UNLOCK_KEY = 'unlock:status'
+
+export type UnlockPhase = 'idle' | 'authenticating' | 'fetching_key' | 'decrypting' | 'loading' | 'ready' | 'error'
+
+/** What GET /unlock/status answers. */
+export interface UnlockStatus {
+  state: UnlockPhase
+  progress: { bytesDone: number; bytesTotal: number }
+  images: string[]
+  error: string | null
+  updatedAt: string
+  /** Names, sizes and mtimes of the archives of the last run: a change runs again. */
+  archives?: string
+}
+
+/** The phases in which a job is still running. */
+export const RUNNING: readonly UnlockPhase[] = ['authenticating', 'fetching_key', 'decrypting', 'loading']
+
+export const idle = (): UnlockStatus => ({ state: 'idle', progress: { bytesDone: 0, bytesTotal: 0 }, images: [], error: null, updatedAt: new Date().toISOString() })
+
+export async function readUnlock(state: Storage): Promise<UnlockStatus> {
+  return (await state.getItem<UnlockStatus>(UNLOCK_KEY)) ?? idle()
+}
+
+export async function writeUnlock(state: Storage, s: UnlockStatus): Promise<UnlockStatus> {
+  const next = { ...s, updatedAt: new Date().toISOString() }
+  await state.setItem(UNLOCK_KEY, next as never)
+  return next
+}
+
+/** The public view: the internal archive signature left out. */
+export const publicView = ({ archives: _a, ...s }: UnlockStatus) => s

@@ -1,0 +1,82 @@
+// F4–F5 end to end: the built runtime unlocks a real docker-archive into a real engine (podman's API service).
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { aesKey } from '../../shared/crypto/blob'
+import { opensslEncrypt } from '../helpers/openssl'
+import { startPodman, type Podman } from '../helpers/podman'
+import { post, startStack, type Stack } from '../helpers/stack'
+
+const USER = ['unlock@example.com', 'unlock-pass-1']
+const FRAGMENT = `fragment-${randomBytes(8).toString('hex')}`
+const IMAGE = 'localhost/loader-e2e:1'
+
+let podman: Podman
+let s: Stack
+let good: string
+let corrupt: string
+
+beforeAll(async () => {
+  podman = await startPodman()
+  const work = mkdtempSync(join(tmpdir(), 'unlock-e2e-'))
+  mkdirSync(join(work, 'rootfs'))
+  writeFileSync(join(work, 'rootfs/marker.txt'), `made by the loader e2e test ${FRAGMENT}\n`)
+  execFileSync('tar', ['-C', join(work, 'rootfs'), '-cf', join(work, 'rootfs.tar'), '.'])
+  podman.cli(['import', join(work, 'rootfs.tar'), IMAGE])
+  podman.cli(['save', '-o', join(work, 'image.tar'), IMAGE])
+  podman.cli(['rmi', IMAGE])
+  expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).not.toContain(IMAGE)
+  const keyHex = aesKey(FRAGMENT).toString('hex')
+  good = join(work, 'good')
+  corrupt = join(work, 'corrupt')
+  mkdirSync(good)
+  mkdirSync(corrupt)
+  writeFileSync(join(good, 'image.enc'), opensslEncrypt(keyHex, randomBytes(16).toString('hex'), readFileSync(join(work, 'image.tar'))))
+  writeFileSync(join(corrupt, 'image.enc'), opensslEncrypt(keyHex, randomBytes(16).toString('hex'), randomBytes(20_000)))
+  s = await startStack({ [USER[0]]: [USER[1], 'Operator'] }, { UNLOCK_ARCHIVE: good, DOCKER_HOST: `unix://${podman.socket}` })
+  s.origin.keyFragment = FRAGMENT
+})
+afterAll(async () => {
+  await s?.stop()
+  await podman?.stop()
+})
+
+async function settle(base: string) {
+  for (let i = 0; i < 600; i++) {
+    const st = await (await fetch(`${base}/unlock/status`)).json()
+    if (st.state === 'ready' || st.state === 'error') return st
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('unlock never settled')
+}
+
+describe('unlock into podman', () => {
+  it('loads the decrypted archive into the engine: ready, image named, listed by podman', async () => {
+    const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })
+    expect(r.status).toBe(202)
+    const st = await settle(s.loader.url)
+    expect(st).toMatchObject({ state: 'ready', error: null })
+    expect(st.images).toContain(IMAGE)
+    expect(st.progress.bytesDone).toBe(st.progress.bytesTotal)
+    expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGE)
+    expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
+  })
+
+  it('the state survives a restart of the runtime', async () => {
+    await s.restartLoader({ UNLOCK_ARCHIVE: good, DOCKER_HOST: `unix://${podman.socket}` })
+    const st = await (await fetch(`${s.loader.url}/unlock/status`)).json()
+    expect(st).toMatchObject({ state: 'ready', images: expect.arrayContaining([IMAGE]) })
+  })
+
+  it('a corrupt archive ends in error with the engine\'s message', async () => {
+    await s.restartLoader({ UNLOCK_ARCHIVE: corrupt, DOCKER_HOST: `unix://${podman.socket}` })
+    const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })
+    expect(r.status).toBe(202)
+    const st = await settle(s.loader.url)
+    expect(st.state).toBe('error')
+    expect(st.error).toMatch(/the Docker engine refused image\.enc: .*(payload does not match|invalid tar header)/)
+  })
+})

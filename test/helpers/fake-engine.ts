@@ -1,0 +1,44 @@
+// A fake Docker engine on a unix socket: answers /images/load like dockerd or podman, or fails on demand.
+import { createServer, type Server } from 'node:http'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+
+export type EngineMode = 'podman' | 'dockerd' | 'podman-error' | 'dockerd-error' | 'sink'
+
+export interface FakeEngine {
+  socket: string
+  mode: EngineMode
+  /** SHA-256 and size of every body received. */
+  received: { sha256: string; bytes: number; contentType?: string }[]
+  /** Delay before answering, ms (to observe the `loading` phase). */
+  delayMs: number
+  close(): Promise<void>
+}
+
+export async function startFakeEngine(mode: EngineMode = 'podman', images = ['localhost/demo:1']): Promise<FakeEngine> {
+  const socket = join(mkdtempSync(join(tmpdir(), 'engine-')), 'docker.sock')
+  const engine: FakeEngine = { socket, mode, received: [], delayMs: 0, close: async () => {} }
+  const server: Server = createServer(async (req, res) => {
+    if (req.method !== 'POST' || !req.url?.startsWith('/images/load')) {
+      res.writeHead(404).end('{"message":"not found"}')
+      return
+    }
+    const hash = createHash('sha256')
+    let bytes = 0
+    for await (const c of req) { hash.update(c as Buffer); bytes += (c as Buffer).length }
+    engine.received.push({ sha256: hash.digest('hex'), bytes, contentType: req.headers['content-type'] })
+    if (engine.delayMs) await new Promise((r) => setTimeout(r, engine.delayMs))
+    switch (engine.mode) {
+      case 'podman': res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stream: `Loaded image: ${images.join(',')}` }) + '\n'); break
+      case 'dockerd': res.writeHead(200, { 'content-type': 'application/json' }).end(images.map((i) => JSON.stringify({ stream: `Loaded image: ${i}\n` })).join('\r\n')); break
+      case 'podman-error': res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ cause: 'x', message: 'failed to load image: payload does not match any of the supported image formats', response: 500 })); break
+      case 'dockerd-error': res.writeHead(200).end(JSON.stringify({ errorDetail: { message: 'invalid tar header' }, error: 'invalid tar header' })); break
+      case 'sink': res.writeHead(200).end(JSON.stringify({ stream: 'Loaded image ID: sha256:' + '0'.repeat(64) })); break
+    }
+  })
+  await new Promise<void>((r) => server.listen(socket, r))
+  engine.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()) })
+  return engine
+}

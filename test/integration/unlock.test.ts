@@ -1,0 +1,170 @@
+// The unlock state machine and its error mapping, with source functions, the origin on a real port, and a fake engine on a unix socket.
+import { serve } from '@hono/node-server'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import unlockFn from '../../functions/unlock/index'
+import statusFn from '../../functions/status/index'
+import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
+import { createOrigin } from '../origin/origin'
+import { makeApp } from '../helpers/env'
+import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
+import { recoverInterrupted } from '../../runtime/recover'
+import { SALTS } from '../helpers/vectors'
+
+const JWT = 'jwt-secret-for-tests-0123456789'
+const USER = { email: 'unlock@example.com', password: 'unlock-pass' }
+const FRAGMENT = 'fragment-0123456789'
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+let originUrl: string
+let originServer: Server
+let origin: ReturnType<typeof createOrigin>
+beforeAll(async () => {
+  origin = createOrigin({ jwtSecret: JWT, salts: SALTS })
+  origin.state.users.set(USER.email, { password: USER.password, role: 'Operator' })
+  origin.state.keyFragment = FRAGMENT
+  origin.state.files.set('cdn.yaml', Buffer.from('host: http://127.0.0.1:9\ndownloader_access_key: a\ndownloader_access_secret: b\n'))
+  originServer = serve({ fetch: origin.app.fetch, hostname: '127.0.0.1', port: 0 }) as Server
+  await new Promise<void>((r) => (originServer.listening ? r() : originServer.once('listening', r)))
+  originUrl = `http://127.0.0.1:${(originServer.address() as AddressInfo).port}`
+})
+afterAll(() => { originServer.closeAllConnections(); originServer.close() })
+
+/** A folder of archives encrypted under `fragment`. */
+function archives(plains: Buffer[], fragment = FRAGMENT): string {
+  const dir = mkdtempSync(join(tmpdir(), 'archives-'))
+  plains.forEach((p, i) => writeFileSync(join(dir, `${String(i).padStart(2, '0')}-image.enc`), encryptBuffer(aesKey(fragment), p)))
+  writeFileSync(join(dir, 'ignored.txt'), 'not an archive')
+  return dir
+}
+
+async function world(engine: FakeEngine | string, archive: string) {
+  const dockerHost = typeof engine === 'string' ? engine : `unix://${engine.socket}`
+  const w = await makeApp([unlockFn, statusFn], { RESOURCE_API_URL: originUrl, JWT_SECRET: JWT, UNLOCK_ARCHIVE: archive, DOCKER_HOST: dockerHost, LOGIN_RATE_PER_MINUTE: '1000' })
+  const post = (body: unknown = USER) => w.app.request('/unlock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const status = async () => (await w.app.request('/unlock/status')).json()
+  const settle = async () => {
+    for (let i = 0; i < 400; i++) {
+      const s = await status()
+      if (s.state === 'ready' || s.state === 'error') return s
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    throw new Error('unlock never settled')
+  }
+  return { ...w, post, status, settle }
+}
+
+describe('unlock', () => {
+  it('runs authenticating → … → ready, streaming the exact plaintext into the engine', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1', 'localhost/b:2'])
+    const plains = [randomBytes(300_000), randomBytes(17)]
+    const w = await world(engine, archives(plains))
+    expect(await w.status()).toMatchObject({ state: 'idle' })
+    const r = await w.post()
+    expect(r.status).toBe(202)
+    expect((await r.json()).state).toBe('authenticating')
+    const s = await w.settle()
+    expect(s).toMatchObject({ state: 'ready', error: null, images: ['localhost/a:1', 'localhost/b:2', 'localhost/a:1', 'localhost/b:2'] })
+    expect(s.progress.bytesDone).toBe(s.progress.bytesTotal)
+    expect(engine.received.map((x) => x.sha256)).toEqual(plains.map(sha))
+    expect(engine.received[0].contentType).toBe('application/x-tar')
+    // Logged in as after /login.
+    expect((await (await w.app.request('/status')).json()).user).toEqual({ email: USER.email, role: 'Operator' })
+    // After ready: 200 with the state, nothing started; force runs again.
+    const again = await w.post()
+    expect(again.status).toBe(200)
+    expect(engine.received.length).toBe(2)
+    expect((await w.post({ ...USER, force: true })).status).toBe(202)
+    await w.settle()
+    expect(engine.received.length).toBe(4)
+    await engine.close()
+  })
+
+  it('a second POST while one runs starts nothing and answers 202 with its state', async () => {
+    const engine = await startFakeEngine('dockerd', ['localhost/x:1'])
+    engine.delayMs = 300
+    const w = await world(engine, archives([randomBytes(50_000)]))
+    const [a, b] = await Promise.all([w.post(), w.post()])
+    expect([a.status, b.status]).toEqual([202, 202])
+    const c = await w.post()
+    expect(c.status).toBe(202)
+    expect((await w.settle()).images).toEqual(['localhost/x:1'])
+    expect(engine.received.length).toBe(1)
+    await engine.close()
+  })
+
+  it.each([
+    ['podman-error', /refused 00-image\.enc: failed to load image: payload does not match/],
+    ['dockerd-error', /refused 00-image\.enc: invalid tar header/],
+  ] as const)('an engine error (%s) ends in error with the engine\'s message', async (mode, message) => {
+    const engine = await startFakeEngine(mode)
+    const w = await world(engine, archives([randomBytes(1000)]))
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(message)
+    await engine.close()
+  })
+
+  it('a wrong key is reported before the engine sees a byte', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(1000)], 'some-other-fragment'))
+    await w.post()
+    const s = await w.settle()
+    expect(s).toMatchObject({ state: 'error' })
+    expect(s.error).toMatch(/does not decrypt with the key fragment \(wrong key/)
+    expect(engine.received.length).toBe(0)
+    await engine.close()
+  })
+
+  it('a missing archive and an unreachable engine each say which', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, join(tmpdir(), 'no-such-archive.enc'))
+    await w.post()
+    expect((await w.settle()).error).toMatch(/no archive at UNLOCK_ARCHIVE/)
+    const empty = mkdtempSync(join(tmpdir(), 'empty-'))
+    const w2 = await world(engine, empty)
+    await w2.post()
+    expect((await w2.settle()).error).toMatch(/has no \*\.enc archives/)
+    const w3 = await world('unix:///nonexistent/docker.sock', archives([randomBytes(100)]))
+    await w3.post()
+    expect((await w3.settle()).error).toMatch(/Docker engine at unix:\/\/\/nonexistent\/docker.sock could not be reached \(ENOENT\)/)
+    await engine.close()
+  })
+
+  it('bad credentials end in error without touching the engine', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(100)]))
+    await w.post({ ...USER, password: 'wrong' })
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/refused these credentials/)
+    expect(JSON.stringify(s)).not.toContain('wrong')
+    await engine.close()
+  })
+
+  it('a state left unfinished by a previous process becomes error: interrupted', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(100)]))
+    await w.env.state.setItem('unlock:status', { state: 'decrypting', progress: { bytesDone: 5, bytesTotal: 10 }, images: [], error: null, updatedAt: '' })
+    await recoverInterrupted(w.env)
+    expect(await w.status()).toMatchObject({ state: 'error', error: 'interrupted' })
+    await engine.close()
+  })
+
+  it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(100)]))
+    expect((await w.post({ email: 'x', password: 'y' })).status).toBe(422)
+    expect((await w.post({ ...USER, force: 'yes' })).status).toBe(422)
+    expect((await w.app.request('/unlock', { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(415)
+    await engine.close()
+  })
+})
+
+mkdirSync(tmpdir(), { recursive: true })
