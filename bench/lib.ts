@@ -75,6 +75,13 @@ async function bundled(worker: string): Promise<string> {
   return outfile
 }
 
+/** Starts a bench worker as a long-running process; resolves when it prints its first line. */
+export async function startWorker(worker: string, args: string[]): Promise<{ stop(): void }> {
+  const child = spawn(process.execPath, [await bundled(worker), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await once(child.stdout, 'data')
+  return { stop: () => child.kill() }
+}
+
 /** Runs a bench worker that prints one JSON line `{ms, maxRssKiB, ...}`. */
 export async function runWorker<T extends { ms: number; maxRssKiB: number }>(worker: string, args: string[]): Promise<T> {
   const { stdout } = await timeCommand(process.execPath, [await bundled(worker), ...args])

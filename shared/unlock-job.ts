@@ -1,5 +1,4 @@
 // The unlock sequence (crypto.md §6): log in, key fragment, then each archive decrypted straight into the engine.
-import { Transform } from 'node:stream'
 import type { Env } from './function'
 import { isHttpError } from './http-error'
 import { aesKey, DecryptStream } from './crypto/blob'
@@ -72,24 +71,19 @@ export async function runUnlock(env: Env, email: string, password: string, start
     const images: string[] = []
     for (const [i, a] of archives.entries()) {
       await save({ state: 'decrypting' })
-      const meter = new Transform({
-        readableHighWaterMark: 1 << 20,
-        writableHighWaterMark: 1 << 20,
-        transform(chunk: Buffer, _e, cb) {
-          done += chunk.length
-          const now = Date.now()
-          if (now - lastWrite >= 1000) {
-            lastWrite = now
-            void save({ progress: { bytesDone: done, bytesTotal: total } })
-          }
-          cb(null, chunk)
-        },
-      })
       const source = env.archives.open(a)
+      // Progress counts encrypted bytes read; a listener, not an extra stream hop.
+      source.on('data', (chunk: Buffer) => {
+        done += chunk.length
+        const now = Date.now()
+        if (now - lastWrite >= 1000) {
+          lastWrite = now
+          void save({ progress: { bytesDone: done, bytesTotal: total } })
+        }
+      })
       const decrypt = new DecryptStream(key)
-      source.once('error', (e) => meter.destroy(e))
-      meter.once('error', (e) => decrypt.destroy(e))
-      const body = source.pipe(meter).pipe(decrypt)
+      source.once('error', (e) => decrypt.destroy(e))
+      const body = source.pipe(decrypt)
       source.once('end', () => { void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
         images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i]))

@@ -27,7 +27,12 @@ export async function startFakeEngine(mode: EngineMode = 'podman', images = ['lo
     }
     const hash = createHash('sha256')
     let bytes = 0
-    for await (const c of req) { hash.update(c as Buffer); bytes += (c as Buffer).length }
+    const sink = engine.mode === 'sink'
+    await new Promise<void>((ok, fail) => {
+      req.on('data', (c: Buffer) => { if (!sink) hash.update(c); bytes += c.length })
+      req.once('end', ok)
+      req.once('error', fail)
+    })
     engine.received.push({ sha256: hash.digest('hex'), bytes, contentType: req.headers['content-type'] })
     if (engine.delayMs) await new Promise((r) => setTimeout(r, engine.delayMs))
     switch (engine.mode) {
