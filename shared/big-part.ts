@@ -9,17 +9,30 @@ import type { Env } from './function'
 import { HttpError } from './http-error'
 import type { CdnSettings } from './session'
 import { upstreamProblem } from './upstream-error'
+import type { Manifest } from './manifest'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
-/** Returns the cache record of a big part matching `smallSha`, downloading it when needed. */
-export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, smallSha: string): Promise<CacheRecord> {
+/** The small part a big part must belong to. */
+export interface SmallPart { sha256: string; bytes: number }
+
+/**
+ * Returns the cache record of a big part matching the small part, downloading it when needed.
+ * `getManifest` is called only for a download (a warm load makes no extra call).
+ */
+export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
+  getManifest: () => Promise<Manifest | null>): Promise<CacheRecord> {
   const have = await env.cache.record(folder, filename)
-  if (have && have.smallSha256 === smallSha) return have
-  return env.inflight.run(`big:${folder}/${filename}:${smallSha}`, async () => {
+  if (have && have.smallSha256 === small.sha256) return have
+  return env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
     const again = await env.cache.record(folder, filename)
-    if (again && again.smallSha256 === smallSha) return again
-    return download(env, cdn, folder, filename, smallSha)
+    if (again && again.smallSha256 === small.sha256) return again
+    const manifest = await getManifest()
+    if (!manifest) env.log.warn({ folder, filename }, 'no manifest: this resource is not tamper-evident (an upload older than manifests)')
+    else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {
+      throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
+    }
+    return download(env, cdn, folder, filename, small, manifest)
   })
 }
 
@@ -28,7 +41,8 @@ async function hashFile(path: string, hash: Hash): Promise<void> {
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
-async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, smallSha: string): Promise<CacheRecord> {
+async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<CacheRecord> {
+  const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
   const attempts = env.config.CDN_READ_RETRIES + 1
@@ -101,14 +115,16 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
     const sha256 = hash.digest('hex')
     const bytes = (await env.cache.partial(folder, filename)).bytes
     const expected = header(res.headers['x-amz-meta-sha256'])
-    if (expected && expected !== sha256) {
+    const intact = (!expected || expected === sha256)
+      && (!manifest || (manifest.sha256Big === sha256 && manifest.blobBytes === small.bytes + bytes))
+    if (!intact) {
       await env.cache.resetPartial(folder, filename)
       integrityFailures++
       env.log.warn({ folder, filename, integrityFailures }, 'big part failed its sha256 check; discarded')
       if (integrityFailures >= 2) throw new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check`, { type: 'integrity' })
       continue
     }
-    const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, storedAt: new Date().toISOString() }
+    const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, ...(manifest ? { manifest } : {}), storedAt: new Date().toISOString() }
     await env.cache.commit(folder, filename, record)
     return record
   }

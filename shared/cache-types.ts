@@ -11,7 +11,7 @@ export interface CacheRecord {
   sha256: string
   etag?: string
   /** The manifest of crypto.md §5b, when the resource has one. */
-  manifest?: Record<string, unknown>
+  manifest?: import('./manifest').Manifest
   storedAt: string
 }
 

@@ -14,6 +14,7 @@ import { isBlobError } from '../../shared/crypto/errors'
 import { ensureBigPart } from '../../shared/big-part'
 import { openResource } from '../../shared/resource-stream'
 import { toWebStream } from '../../shared/web-stream'
+import { fetchManifest } from '../../shared/manifest'
 
 const LoadBody = v.object({ folder: v.optional(v.string('must be a string')) })
 
@@ -39,7 +40,8 @@ export default {
     const smallSha = createHash('sha256').update(small).digest('hex')
 
     // 2. The big part, from the cache or the CDN; 3–4. checked, then streamed.
-    await ensureBigPart(env, cdn, folder, filename, smallSha)
+    const record = await ensureBigPart(env, cdn, folder, filename, { sha256: smallSha, bytes: small.length },
+      () => fetchManifest(env, auth, hardware, folder, filename))
     const { stream, bytes } = await openResource(env, folder, filename, small)
     ctx.log.info({ folder, filename, bytes }, 'load')
     return new Response(toWebStream(stream), {
@@ -49,6 +51,7 @@ export default {
         'content-length': String(bytes),
         'content-disposition': `attachment; filename="${filename}"`,
         'cache-control': 'no-store',
+        ...(record.manifest ? { 'x-content-sha256': record.manifest.sha256Plain } : {}),
       },
     })
   },

@@ -17,6 +17,7 @@ import { openUploadBody } from '../../shared/upload-body'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/cdn'
 import { putResourceFile, withAuth } from '../../shared/resource-api'
 import { upstreamProblem } from '../../shared/upstream-error'
+import { encodeManifest, manifestName } from '../../shared/manifest'
 
 const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
 
@@ -82,10 +83,14 @@ export default {
       if (res.statusCode !== 200) throw cdnStatusProblem(res.statusCode ?? 0, 'big-part upload')
       const etag = Array.isArray(res.headers.etag) ? res.headers.etag[0] : res.headers.etag
 
+      // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
+      const manifest = { v: 1 as const, bytes, blobBytes: parts.blobBytes, smallBytes: parts.small.length, sha256Big: parts.bigSha256, sha256Small: parts.smallSha256, sha256Plain: sha256 }
+      await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth)
+
       // The small part last: it is the commit point.
       await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth)
 
-      await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, storedAt: new Date().toISOString() }, temp)
+      await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp)
       ctx.log.info({ folder, filename, bytes }, 'upload')
       return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 }, 201)
     } finally {

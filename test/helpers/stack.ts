@@ -17,6 +17,8 @@ export const RESOURCE_AES = aesKey(resourceKey(SALTS.RESOURCE_KEY_SALT))
 export interface ProxyFaults {
   /** Cut the body of the next GET of a `.big` object after this many bytes. */
   cutNextBigGetAfter?: number
+  /** Send this many bytes of the next `.big` GET, then hold the connection open without more. */
+  stallNextBigGetAfter?: number
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
 }
@@ -29,6 +31,18 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
     if (isBigGet) faults.ranges.push(req.headers.range)
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
+      const stall = isBigGet && ur.statusCode === 200 ? faults.stallNextBigGetAfter : undefined
+      if (stall !== undefined) {
+        faults.stallNextBigGetAfter = undefined
+        let sent = 0
+        ur.on('data', (c: Buffer) => {
+          if (sent >= stall) return ur.pause()
+          const part = c.subarray(0, stall - sent)
+          sent += part.length
+          res.write(part)
+        })
+        return
+      }
       const cut = isBigGet && ur.statusCode === 200 ? faults.cutNextBigGetAfter : undefined
       if (cut === undefined) return ur.pipe(res)
       faults.cutNextBigGetAfter = undefined
