@@ -90,12 +90,20 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     async close() {
       watcher?.close()
       const http = server as Server
-      const closed = new Promise<void>((ok) => http.close(() => ok()))
-      http.closeIdleConnections?.()
+      let closed = false
+      const done = new Promise<void>((ok) => http.close(() => { closed = true; ok() }))
+      // Stop accepting; close keep-alive connections as soon as their response is done;
+      // responses in flight finish, up to SHUTDOWN_GRACE_MS, then anything left is cut.
       const deadline = Date.now() + env.config.SHUTDOWN_GRACE_MS
-      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
-      http.closeAllConnections?.()
-      await closed
+      while (!closed && Date.now() < deadline) {
+        http.closeIdleConnections()
+        await Promise.race([done, new Promise((r) => setTimeout(r, 25))])
+      }
+      if (!closed) {
+        env.log.warn({ inflight: inflight.size }, 'shutdown grace period over: closing the connections left')
+        http.closeAllConnections()
+      }
+      await done
     },
   }
 }

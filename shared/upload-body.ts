@@ -15,6 +15,8 @@ export function openUploadBody(request: Request): Promise<UploadBody> {
   const type = request.headers.get('content-type') ?? ''
   if (!request.body) throw new HttpError(400, 'the upload has no body', { type: 'empty-upload' })
   const source = Readable.fromWeb(request.body as import('node:stream/web').ReadableStream, { highWaterMark: 1 << 20 })
+  // Errors reach the caller through its pipeline; an unconsumed stream must not crash the process.
+  source.on('error', () => {})
   if (/^application\/octet-stream\b/i.test(type)) {
     return Promise.resolve({ data: source, folder: Promise.resolve(undefined) })
   }
@@ -41,6 +43,7 @@ function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
     const folderP = new Promise<string | undefined>((ok, ko) => { finish = ok; fail = ko })
     folderP.catch(() => {})
     const data = new PassThrough({ highWaterMark: 1 << 20 })
+    data.on('error', () => {}) // surfaced through the caller's pipeline and `folder`
     const bad = (msg: string) => new HttpError(400, msg, { type: 'bad-multipart' })
 
     bb.on('field', (name, value) => { if (name === 'folder') folder = value })
