@@ -81,8 +81,8 @@ export interface Stack {
 }
 
 /** Starts everything; `users` are email → [password, role]. */
-export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}): Promise<Stack> {
-  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts: SALTS })
+export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}, salts: typeof SALTS = SALTS): Promise<Stack> {
+  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts })
   for (const [email, [password, role]] of Object.entries(users)) state.users.set(email, { password, role: role as never })
   const originServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server
   await new Promise<void>((r) => (originServer.listening ? r() : originServer.once('listening', r)))
@@ -100,7 +100,7 @@ export async function startStack(users: Record<string, [string, string | number]
     ].join('\n')))
   }
   setCdnYaml()
-  const vars = { RESOURCE_API_URL: originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000', API_TIMEOUT_MS: '5000', CDN_TIMEOUT_MS: '5000', ...loaderVars }
+  const vars = { ...salts, RESOURCE_API_URL: originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000', API_TIMEOUT_MS: '5000', CDN_TIMEOUT_MS: '5000', ...loaderVars }
   const stack: Stack = {
     origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
     loader: await startLoader(vars),
