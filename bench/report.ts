@@ -11,7 +11,9 @@ export function renderReport(rows: Row[], quick: boolean): string {
   const lines = [
     '# Benchmark report', '',
     `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, ${process.platform}/${process.arch}.`,
-    `Run: ${new Date().toISOString()}${quick ? ' (quick: sizes scaled down)' : ''}. Reproduce with \`npm run bench\`.`, '',
+    `Run: ${new Date().toISOString()}${quick ? ' (quick: sizes scaled down)' : ''}. Reproduce with \`npm run bench\` (\`npm run bench -- --quick\` for the short form).`, '',
+    'Each figure stands beside a reference measured in the same run on the same bytes (openssl, curl against the same S3 server); ratio = ours / reference. Peak RSS is the VmHWM of the process under test. Targets come from the issues; a figure that misses one is reported as it is.', '',
+    '![throughput and peak RSS against size](chart.svg)', '',
   ]
   for (const area of [...new Set(rows.map((r) => r.area))]) {
     lines.push(`## ${area}`, '', '| what | size | ours MiB/s | reference | ref MiB/s | ratio | peak RSS | target |', '|---|---|---|---|---|---|---|---|')

@@ -1,13 +1,24 @@
-// `npm run bench`: every benchmark in one go; `--quick` scales sizes down for CI. Exits 0 unless a run failed.
+// `npm run bench`: every benchmark in one go, then bench/REPORT.md and bench/chart.svg.
+// `--quick` scales sizes down (CI runs it so the bench cannot rot). Exits 0 unless a run failed.
+import { benchConcurrency } from './concurrency'
 import { benchCrypto } from './crypto'
 import { benchFlows } from './flows'
 import { benchUnlock } from './unlock'
+import { writeChart } from './chart'
 import { MiB, type Row } from './lib'
 import { writeReport } from './report'
 
 const quick = process.argv.includes('--quick')
+const sizes = quick ? [MiB, 16 * MiB] : [MiB, 16 * MiB, 256 * MiB, 1024 * MiB]
 const rows: Row[] = []
-rows.push(...await benchCrypto(quick ? [MiB, 16 * MiB] : [MiB, 16 * MiB, 256 * MiB, 1024 * MiB]))
-rows.push(...await benchFlows(quick ? [16 * MiB] : [16 * MiB, 256 * MiB]))
-rows.push(...await benchUnlock(quick ? [16 * MiB] : [64 * MiB, 1024 * MiB]))
+try {
+  rows.push(...await benchCrypto(sizes))
+  rows.push(...await benchFlows(sizes))
+  rows.push(...await benchUnlock(sizes))
+  rows.push(...await benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
+} catch (e) {
+  console.error('bench: a run failed:', e)
+  process.exitCode = 1
+}
+await writeChart(rows)
 console.log(writeReport(rows, quick))

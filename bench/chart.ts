@@ -1,0 +1,38 @@
+// Renders bench/chart.svg with vega-lite: throughput and peak RSS against size, per series.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as vega from 'vega'
+import { compile } from 'vega-lite'
+import { MiB, mibps, type Row } from './lib'
+
+/** The series plotted: our figures per area, and openssl from the crypto rows. */
+function points(rows: Row[]) {
+  const out: { series: string; sizeMiB: number; mibps: number; rssMiB?: number }[] = []
+  for (const r of rows) {
+    const series = r.area === 'crypto' ? 'stream decrypt (ours)' : r.area === 'load (warm)' ? 'warm /load' : r.area === 'unlock' ? 'unlock' : null
+    if (!series) continue
+    out.push({ series, sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.ms), rssMiB: r.peakRssMiB })
+    if (r.area === 'crypto' && r.refMs) out.push({ series: 'openssl enc -d', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
+  }
+  return out
+}
+
+export async function writeChart(rows: Row[]): Promise<string> {
+  const x = { field: 'sizeMiB', type: 'quantitative', scale: { type: 'log' }, title: 'size (MiB, log)' } as const
+  const color = { field: 'series', type: 'nominal', title: null } as const
+  const spec = compile({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    data: { values: points(rows) },
+    vconcat: [
+      { width: 520, height: 220, title: 'Throughput against size', mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'mibps', type: 'quantitative', title: 'MiB/s' }, color } },
+      { width: 520, height: 180, title: 'Peak RSS against size (the loader process)', mark: { type: 'line', point: true },
+        transform: [{ filter: 'isValid(datum.rssMiB)' }],
+        encoding: { x, y: { field: 'rssMiB', type: 'quantitative', title: 'MiB', scale: { zero: true } }, color } },
+    ],
+  }).spec
+  const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG()
+  const path = join(import.meta.dirname, 'chart.svg')
+  writeFileSync(path, svg)
+  return path
+}
