@@ -1,10 +1,8 @@
 // Concurrency bench: 64 concurrent warm /load of an 8 MiB resource, 8 concurrent cold loads sharing one CDN download.
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { post, startStack } from '../test/helpers/stack'
-import { MiB, type Row } from './lib'
+import { MiB, type Row, peakRss } from './lib'
 
-const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
 const USER = ['bench-conc@example.com', 'bench-conc-pass']
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 

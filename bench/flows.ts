@@ -1,11 +1,9 @@
 // Flow benches on the real stack (built runtime, origin, moto): warm and cold /load, raw /upload, peak RSS.
-import { readFileSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { startStack, RESOURCE_AES } from '../test/helpers/stack'
-import { MiB, OUT, opensslDecryptMs, randomFile, timeCommand, type Row } from './lib'
+import { MiB, OUT, opensslDecryptMs, randomFile, timeCommand, type Row, peakRss } from './lib'
 
-/** Peak resident set (VmHWM) of a process, MiB. */
-const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
 
 const ADMIN = ['bench@example.com', 'bench-password']
 

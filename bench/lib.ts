@@ -1,6 +1,6 @@
 // Bench helpers: random files, encrypted blobs via openssl, child-process timing with peak RSS.
 import { spawn } from 'node:child_process'
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { build } from 'esbuild'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -95,5 +95,8 @@ export async function opensslDecryptMs(keyHex: string, blobPath: string): Promis
     { ...process.env, F: blobPath, K: keyHex, IV: iv })
   return ms
 }
+
+/** Peak resident set (VmHWM) of a process, MiB. */
+export const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
 
 export const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000)

@@ -1,12 +1,10 @@
 // Unlock bench: a large archive into a sink engine vs `openssl enc -d`, peak RSS, /health p99 while it runs.
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { aesKey } from '../shared/crypto/blob'
 import { post, startStack } from '../test/helpers/stack'
-import { OUT, opensslDecryptMs, opensslEncryptFile, randomFile, startWorker, type Row } from './lib'
+import { OUT, opensslDecryptMs, opensslEncryptFile, randomFile, startWorker, type Row, peakRss } from './lib'
 import { mkdirSync } from 'node:fs'
 
-const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
 const USER = ['bench-unlock@example.com', 'bench-unlock-pass']
 const FRAGMENT = 'bench-fragment-0123456789'
 

@@ -1,6 +1,5 @@
 // Gets the big part into the cache (crypto.md §5 step 2, §5b): resumable, verified, single flight.
 import { createHash, type Hash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { CacheRecord } from './cache-types'
@@ -36,8 +35,8 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   })
 }
 
-async function hashFile(path: string, hash: Hash): Promise<void> {
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(c as Buffer)
+async function hashPartial(env: Env, folder: string, filename: string, hash: Hash): Promise<void> {
+  for await (const c of env.cache.readPartial(folder, filename)) hash.update(c as Buffer)
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
@@ -99,12 +98,12 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
         await env.cache.resetPartial(folder, filename)
         await env.cache.setPartialEtag(folder, filename, etag)
       } else {
-        await hashFile(part.path, hash)
+        await hashPartial(env, folder, filename, hash)
       }
       if (status === 416) res.resume()
       else {
         const hasher = new Transform({ transform(c, _e, done) { hash.update(c); done(null, c) } })
-        await pipeline(res, hasher, createWriteStream(part.path, { flags: 'a', mode: 0o600 }))
+        await pipeline(res, hasher, env.cache.appendPartial(folder, filename))
       }
     } catch (e) {
       // A reset mid-body keeps the bytes on disk; the next attempt resumes from them.

@@ -1,5 +1,5 @@
 // The big-part cache binding's interface; the node:fs implementation lives in cache.ts.
-import type { Readable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 
 /** What is recorded beside a cached big part. Hashes only: never a key or plaintext. */
 export interface CacheRecord {
@@ -22,6 +22,14 @@ export interface PartialDownload {
   bytes: number
 }
 
+/** A temporary file: written once, read back, then committed into the cache or removed. */
+export interface TempFile {
+  readonly path: string
+  write(): Writable
+  read(start?: number): Readable
+  remove(): Promise<void>
+}
+
 /** The big-part cache under CACHE_DIR: atomic commits, resumable partials, LRU bound. */
 export interface BigPartCache {
   readonly root: string
@@ -42,8 +50,12 @@ export interface BigPartCache {
   commit(folder: string, filename: string, record: CacheRecord, fromPath?: string, offset?: number): Promise<void>
   /** Removes a cached part and its record. */
   remove(folder: string, filename: string): Promise<void>
-  /** A fresh temporary file path under CACHE_DIR/tmp (the caller removes it). */
-  tempPath(label: string): string
+  /** Appends to the partial download of a big part. */
+  appendPartial(folder: string, filename: string): Writable
+  /** Reads the partial download of a big part (to re-hash it before resuming). */
+  readPartial(folder: string, filename: string): Readable
+  /** A fresh temporary file under CACHE_DIR/tmp, for ciphertext only. */
+  temp(label: string): TempFile
   /** Total bytes of committed big parts. */
   size(): Promise<number>
 }

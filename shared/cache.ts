@@ -1,9 +1,9 @@
 // The big-part cache on disk: CACHE_DIR/cache/<folder>/<file>.big, records beside, partials in tmp.
-import { createReadStream } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
-import type { BigPartCache, CacheRecord, PartialDownload } from './cache-types'
+import type { BigPartCache, CacheRecord, PartialDownload, TempFile } from './cache-types'
 import type { Logger } from './logger'
 
 const READ_CHUNK = 1 << 20
@@ -136,7 +136,18 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       await rm(pathOf(folder, filename), { force: true })
     },
 
-    tempPath: (label) => join(tmp, `${label}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`),
+    appendPartial: (folder, filename) => createWriteStream(partOf(folder, filename), { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
+    readPartial: (folder, filename) => createReadStream(partOf(folder, filename), { highWaterMark: READ_CHUNK }),
+
+    temp(label): TempFile {
+      const path = join(tmp, `${label}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`)
+      return {
+        path,
+        write: () => createWriteStream(path, { mode: 0o600, highWaterMark: READ_CHUNK }),
+        read: (start = 0) => createReadStream(path, { start, highWaterMark: READ_CHUNK }),
+        remove: () => rm(path, { force: true }),
+      }
+    },
 
     async size() {
       return (await entries()).reduce((n, e) => n + e.bytes, 0)

@@ -1,6 +1,7 @@
 // JSON responses and bounded, validated JSON request bodies.
 import * as v from 'valibot'
 import { HttpError } from './http-error'
+import { readLimited } from './read-limited'
 
 /** A JSON response with no-store caching. */
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
@@ -14,23 +15,9 @@ export const JSON_LIMIT = 64 * 1024
 
 /** Reads at most `limit` bytes of a body as text; 413 above it. */
 export async function readTextLimited(request: Request, limit = JSON_LIMIT): Promise<string> {
-  const declared = Number(request.headers.get('content-length') ?? NaN)
-  if (declared > limit) throw new HttpError(413, `the body is larger than ${limit} bytes`)
-  if (!request.body) return ''
-  const reader = request.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel().catch(() => {})
-      throw new HttpError(413, `the body is larger than ${limit} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const tooLarge = () => new HttpError(413, `the body is larger than ${limit} bytes`)
+  if (Number(request.headers.get('content-length') ?? NaN) > limit) throw tooLarge()
+  return (await readLimited(request.body, limit, tooLarge)).toString('utf8')
 }
 
 /**

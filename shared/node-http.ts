@@ -11,7 +11,10 @@ export interface NodeRequest {
   body?: Readable | Buffer | string
   /** Unix socket path (Docker engine); `url` then supplies only the path. */
   socketPath?: string
-  /** Time allowed until the answer's headers arrive. */
+  /**
+   * Time allowed for the answer's headers once the request body has been sent, and for any
+   * pause of the connection (a stalled body in either direction).
+   */
   timeoutMs?: number
   signal?: AbortSignal
 }
@@ -29,7 +32,12 @@ export function nodeRequest(opts: NodeRequest): Promise<IncomingMessage> {
     const req = (url.protocol === 'https:' ? https : http).request(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal })
     let timer: NodeJS.Timeout | undefined
     if (opts.timeoutMs) {
-      timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
+      const ms = opts.timeoutMs
+      // A large PUT takes as long as its body; the clock for the answer starts when the body is sent.
+      req.once('finish', () => {
+        timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`no answer within ${ms} ms`)), ms)
+      })
+      req.setTimeout(ms, () => req.destroy(new UpstreamTimeoutError(`the connection was idle for ${ms} ms`)))
     }
     req.once('response', (res) => {
       clearTimeout(timer)

@@ -5,6 +5,7 @@ import { HttpError } from './http-error'
 import { getAuth, setAuth, type SessionAuth } from './session'
 import { upstreamProblem, upstreamStatus } from './upstream-error'
 import { readToken, type TokenClaims } from './jwt'
+import { readLimited } from './read-limited'
 
 const WHO = 'the Resource API'
 /** Largest body accepted for a small file (small parts, cdn.yaml, manifests). */
@@ -84,25 +85,6 @@ function mapNon401(e: unknown, what: string): HttpError {
   return upstreamProblem(WHO, what, e)
 }
 
-/** Reads a web stream to a buffer, refusing more than `limit` bytes. */
-export async function readLimited(body: ReadableStream<Uint8Array> | null | undefined, limit: number, what: string): Promise<Buffer> {
-  if (!body) return Buffer.alloc(0)
-  const chunks: Uint8Array[] = []
-  let n = 0
-  const reader = body.getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    n += value.byteLength
-    if (n > limit) {
-      await reader.cancel().catch(() => {})
-      throw new HttpError(502, `${what} from the Resource API is larger than ${limit} bytes`, { type: 'upstream-error' })
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks)
-}
-
 /**
  * `POST /resources/get[/{folder}]`: a small encrypted file for this user and device.
  * `folder` null means a root-level file such as cdn.yaml.
@@ -114,7 +96,8 @@ export async function getResourceFile(env: Env, token: string, folder: string | 
     responseType: 'stream', ...readRetry(env),
   })
   try {
-    return await readLimited(res.body as ReadableStream<Uint8Array>, SMALL_LIMIT, fileName)
+    return await readLimited(res.body as ReadableStream<Uint8Array>, SMALL_LIMIT,
+      () => new HttpError(502, `${fileName} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
   } catch (e) {
     throw upstreamProblem(WHO, `the body of ${fileName}`, e)
   }

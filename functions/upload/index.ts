@@ -1,7 +1,5 @@
 // F3: POST /upload/:filename — encrypt, split, big part to CDN and cache, small part to the API last.
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { LoaderFunction } from '../../shared/function'
@@ -34,7 +32,7 @@ export default {
     if (Number(request.headers.get('content-length') ?? 0) > max + 64 * 1024) throw tooLarge(max)
 
     const body = await openUploadBody(request)
-    const temp = env.cache.tempPath('upload')
+    const temp = env.cache.temp('upload')
     try {
       // Plaintext → count and hash → encrypt → split (small part kept) → temporary file of the big part.
       let bytes = 0
@@ -51,7 +49,7 @@ export default {
       })
       const split = new SplitStream()
       try {
-        await pipeline(body.data, meter, createEncryptStream(resourceAesKey(env)), split, createWriteStream(temp, { mode: 0o600, highWaterMark: 1 << 20 }))
+        await pipeline(body.data, meter, createEncryptStream(resourceAesKey(env)), split, temp.write())
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HttpError(507, 'the device disk is full', { type: 'disk-full' })
         if (isHttpError(e)) throw e
@@ -74,7 +72,7 @@ export default {
             'x-amz-meta-sha256': parts.bigSha256,
             'x-amz-meta-small-sha256': parts.smallSha256,
           },
-          body: createReadStream(temp, { highWaterMark: 1 << 20 }),
+          body: temp.read(),
         })
       } catch (e) {
         throw upstreamProblem('the CDN', 'the big-part upload', e)
@@ -90,12 +88,12 @@ export default {
       // The small part last: it is the commit point.
       await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth)
 
-      await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp)
+      await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp.path)
       ctx.log.info({ folder, filename, bytes }, 'upload')
       return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 }, 201)
     } finally {
       body.data.destroy()
-      await rm(temp, { force: true })
+      await temp.remove()
     }
   },
 } satisfies LoaderFunction
