@@ -19,7 +19,7 @@ function points(rows: Row[]) {
 
 export async function writeChart(rows: Row[]): Promise<string> {
   const x = { field: 'sizeMiB', type: 'quantitative', scale: { type: 'log' }, title: 'size (MiB, log)' } as const
-  const color = { field: 'series', type: 'nominal', title: null } as const
+  const color = { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } } as const
   const spec = compile({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     data: { values: points(rows) },

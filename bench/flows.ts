@@ -9,7 +9,8 @@ const ADMIN = ['bench@example.com', 'bench-password']
 
 export async function benchFlows(sizes: number[]): Promise<Row[]> {
   const rows: Row[] = []
-  const s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'ApiAdmin'] }, { MAX_CONCURRENT_TRANSFERS: '64' })
+  // moto (Python) needs tens of seconds to store a GiB: timeouts fit the bench, not the tests.
+  const s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'ApiAdmin'] }, { MAX_CONCURRENT_TRANSFERS: '64', CDN_TIMEOUT_MS: '300000', API_TIMEOUT_MS: '60000' })
   try {
     s.setCdnYaml({ host: s.moto.url })
     const login = async () => {

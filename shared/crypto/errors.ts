@@ -19,17 +19,12 @@ export class BlobTruncatedError extends BlobError {
 }
 
 /**
- * The last block's PKCS#7 padding is invalid. Without a MAC a wrong key and a corrupted
- * last block are indistinguishable; `WrongKeyError` is raised instead where the caller
- * has proof the ciphertext is intact (a matching hash), so only the key can be wrong.
+ * The last block's PKCS#7 padding is invalid: a wrong key or corrupted data. Without a MAC the
+ * two are indistinguishable; where a hash proves the ciphertext intact (x-amz-meta-sha256, the
+ * manifest), the flows say the key is wrong.
  */
 export class BadPaddingError extends BlobError {
   constructor(message = 'bad PKCS#7 padding: wrong key or corrupted data') { super(message, 'bad_padding') }
-}
-
-/** Bad padding on ciphertext known to be intact: the key is wrong. */
-export class WrongKeyError extends BlobError {
-  constructor() { super('wrong key: the padding does not verify on ciphertext whose hash matches', 'wrong_key') }
 }
 
 /** Tells whether `e` is any blob-format failure (works across bundles). */

@@ -170,6 +170,28 @@ describe('load', () => {
     expect((await r2.json()).detail).toMatch(/integrity/)
   })
 
+  it('a Resource API answer reset mid-body is a 502, retried as a read', async () => {
+    const w = await contractWorld({ API_READ_RETRIES: '0' })
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    server.use(http.post(`${API}/resources/get/models`, () => new HttpResponse(new ReadableStream({
+      start(c) { c.enqueue(new Uint8Array(100)); setTimeout(() => c.error(new Error('connection reset')), 20) },
+    }), { status: 200, headers: { 'content-type': 'application/octet-stream' } })))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(502)
+    expect((await r.json()).detail).toMatch(/m\.bin\.small/)
+  })
+
+  it('a CDN that cannot be reached is a clear 502', async () => {
+    const w = await contractWorld({ CDN_READ_RETRIES: '0' })
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    server.use(http.get(`${CDN}/models/m.bin.big`, () => HttpResponse.error()))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(502)
+    expect((await r.json()).detail).toMatch(/the CDN could not be reached/)
+  })
+
   it('a missing big part is a clear 502', async () => {
     const w = await contractWorld()
     w.seed('m.bin')
