@@ -37,14 +37,18 @@ export async function benchFlows(sizes: number[]): Promise<Row[]> {
       rows.push({ area: 'load (cold)', what: '/load, big part from S3', bytes: size, ms: cold.ms, refName: 'curl of the big part', refMs: ref.ms, peakRssMiB: peakRss(s.loader.child.pid!) })
 
       // Warm load: the cache holds the big part; reference: openssl enc -d of the same blob.
+      // Both the first load of a fresh process (JIT and heap still cold) and the next one are reported.
       await s.restartLoader()
       await login()
-      const warm = await curl(['-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      const first = await curl(['-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      const steady = await curl(['-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
       const blob = join(OUT, `flow-blob-${size}.enc`)
       const small = s.origin.files.get(`models/${name}.small`)!
       await timeCommand('bash', ['-c', 'cat "$S" "$B" > "$O"'], { ...process.env, S: await writeTemp(small), B: s.loader.cacheDir + `/cache/models/${name}.big`, O: blob })
       const ossl = await opensslDecryptMs(RESOURCE_AES.toString('hex'), blob)
-      rows.push({ area: 'load (warm)', what: '/load over loopback HTTP, cached', bytes: size, ms: warm.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: peakRss(s.loader.child.pid!), target: 'ratio ≥ 0.6' })
+      const rss = peakRss(s.loader.child.pid!)
+      rows.push({ area: 'load (warm)', what: '/load over loopback HTTP, cached, steady state', bytes: size, ms: steady.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: rss, target: 'ratio ≥ 0.6' })
+      rows.push({ area: 'load (warm)', what: 'first /load of a freshly started process', bytes: size, ms: first.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: rss })
     }
   } finally {
     await s.stop()

@@ -28,18 +28,20 @@ export async function benchUnlock(sizes: number[]): Promise<Row[]> {
           const t = performance.now()
           await (await fetch(`${s.loader.url}/health`)).arrayBuffer()
           latencies.push(performance.now() - t)
-          await new Promise((r) => setTimeout(r, 10))
+          await new Promise((r) => setTimeout(r, 20))
         }
       })()
-      const t0 = performance.now()
+      const t0 = Date.now()
       await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })
+      let readyAt = 0
       for (;;) {
         const st = await (await fetch(`${s.loader.url}/unlock/status`)).json()
-        if (st.state === 'ready') break
+        if (st.state === 'ready') { readyAt = Date.parse(st.updatedAt); break }
         if (st.state === 'error') throw new Error(`unlock failed: ${st.error}`)
-        await new Promise((r) => setTimeout(r, 20))
+        await new Promise((r) => setTimeout(r, 250)) // a status poller, as a client would
+
       }
-      const ms = performance.now() - t0
+      const ms = readyAt - t0 // the loader's own clock stamps `ready`: poll granularity does not count
       running = false
       await prober
       const sorted = latencies.sort((a, b) => a - b)
