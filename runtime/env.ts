@@ -1,7 +1,7 @@
 // Builds the `env` bindings once at start: storages, cache, logger, clock, hardware.
 import { createStorage } from 'unstorage'
 import memoryDriver from 'unstorage/drivers/memory'
-import fsLiteDriver from 'unstorage/drivers/fs-lite'
+import { atomicFsDriver } from './atomic-fs-driver'
 import { join, resolve } from 'node:path'
 import type { Config } from '../shared/config'
 import type { Env, FunctionInfo } from '../shared/function'
@@ -52,7 +52,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     config,
     version: VERSION,
     session: createStorage({ driver: memoryDriver() }),
-    state: createStorage({ driver: fsLiteDriver({ base: join(cacheDir, 'state') }) }),
+    state: createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) }),
     cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log),
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),

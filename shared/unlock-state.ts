@@ -21,8 +21,10 @@ export const RUNNING: readonly UnlockPhase[] = ['authenticating', 'fetching_key'
 
 export const idle = (): UnlockStatus => ({ state: 'idle', progress: { bytesDone: 0, bytesTotal: 0 }, images: [], error: null, updatedAt: new Date().toISOString() })
 
+/** The stored status; anything that is not one (a missing or unreadable file) reads as `idle`. */
 export async function readUnlock(state: Storage): Promise<UnlockStatus> {
-  return (await state.getItem<UnlockStatus>(UNLOCK_KEY)) ?? idle()
+  const s = await state.getItem<UnlockStatus>(UNLOCK_KEY)
+  return s !== null && typeof s === 'object' && typeof s.state === 'string' ? s : idle()
 }
 
 export async function writeUnlock(state: Storage, s: UnlockStatus): Promise<UnlockStatus> {
