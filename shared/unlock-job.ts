@@ -30,6 +30,8 @@ export async function runUnlock(env: Env, email: string, password: string, start
   // Every write goes through one chain, so a late progress write never lands after the final state.
   let chain: Promise<unknown> = Promise.resolve()
   const save = (patch: Partial<UnlockStatus>): Promise<UnlockStatus> => {
+    // Once ready or error, only the job's own final write may follow: a late event never moves it back.
+    if ((s.state === 'ready' || s.state === 'error') && patch.state !== s.state) return Promise.resolve(s)
     s = { ...s, ...patch }
     const snapshot = s
     const p = chain.then(() => writeUnlock(env.state, snapshot))
@@ -84,10 +86,15 @@ export async function runUnlock(env: Env, email: string, password: string, start
       const decrypt = new DecryptStream(key)
       source.once('error', (e) => decrypt.destroy(e))
       const body = source.pipe(decrypt)
-      source.once('end', () => { void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
+      // The engine may answer before the file stream reports its end (the last cipher block of a
+      // tar is all padding), so `loading` is written only while this archive is still unanswered.
+      let answered = false
+      source.once('end', () => { if (!answered) void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
         images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i]))
+        answered = true
       } catch (e) {
+        answered = true
         source.destroy()
         return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))
       }

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
+import { PassThrough } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -82,6 +83,26 @@ describe('unlock', () => {
     expect((await w.post({ ...USER, force: true })).status).toBe(202)
     await w.settle()
     expect(engine.received.length).toBe(4)
+    await engine.close()
+  })
+
+  it('an engine that answers before the archive file reports its end still leaves ready (no late phase write)', async () => {
+    // A tar is a multiple of 512 bytes, so its last cipher block is all padding: the engine can
+    // have the whole plaintext, and answer, before the file stream has emitted 'end'.
+    const engine = await startFakeEngine('podman', ['localhost/late:1'])
+    const w = await world(engine, archives([randomBytes(8192)]))
+    const open = w.env.archives.open.bind(w.env.archives)
+    w.env.archives = { ...w.env.archives, open: (a) => {
+      const late = new PassThrough()
+      const src = open(a)
+      src.on('data', (c) => late.write(c))
+      src.once('end', () => setTimeout(() => late.end(), 300))
+      return late
+    } }
+    await w.post()
+    expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/late:1'] })
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await w.status()).toMatchObject({ state: 'ready', images: ['localhost/late:1'] })
     await engine.close()
   })
 
