@@ -35,11 +35,14 @@ export function parseLoadAnswer(status: number, text: string): string[] {
   return images
 }
 
-/** Streams a docker-archive (tar) of `bytes` bytes into the engine and returns the loaded image names. */
-export async function loadImages(dockerHost: string, body: Readable, bytes: number): Promise<string[]> {
+/**
+ * Streams a docker-archive (tar) of `bytes` bytes into the engine and returns the loaded image
+ * names. `timeoutMs` bounds the wait for the answer once the body is sent, and any stall.
+ */
+export async function loadImages(dockerHost: string, body: Readable, bytes: number, timeoutMs: number): Promise<string[]> {
   const t = engineTarget(dockerHost)
   const res = await nodeRequest({
-    method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body,
+    method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs,
     headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), host: 'docker' },
   })
   const text = await readBodyText(res, 4 << 20)

@@ -7,6 +7,7 @@ import { plainLengthFromTail } from './crypto/last-block'
 import { performLogin } from './login-flow'
 import { getKeyFragment, withAuth } from './resource-api'
 import { EngineError, loadImages } from './docker-engine'
+import { UpstreamTimeoutError } from './node-http'
 import { readUnlock, writeUnlock, type UnlockStatus } from './unlock-state'
 import type { ArchiveFile } from './archives'
 
@@ -20,6 +21,7 @@ function engineMessage(e: unknown, archive: string, dockerHost: string): string 
   if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH') {
     return `the Docker engine at ${dockerHost} could not be reached (${code})`
   }
+  if (e instanceof UpstreamTimeoutError) return `the Docker engine at ${dockerHost} did not answer for ${archive}: ${e.message}`
   if (isBlobError(e)) return `${archive} does not decrypt with the key fragment: ${e.message}`
   return `loading ${archive} into the Docker engine failed (${code ?? (e as Error).name ?? 'error'})`
 }
@@ -91,7 +93,7 @@ export async function runUnlock(env: Env, email: string, password: string, start
       let answered = false
       source.once('end', () => { if (!answered) void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
-        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i]))
+        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS))
         answered = true
       } catch (e) {
         answered = true

@@ -44,9 +44,9 @@ function archives(plains: Buffer[], fragment = FRAGMENT): string {
   return dir
 }
 
-async function world(engine: FakeEngine | string, archive: string) {
+async function world(engine: FakeEngine | string, archive: string, vars: Record<string, string> = {}) {
   const dockerHost = typeof engine === 'string' ? engine : `unix://${engine.socket}`
-  const w = await makeApp([unlockFn, statusFn], { RESOURCE_API_URL: originUrl, JWT_SECRET: JWT, UNLOCK_ARCHIVE: archive, DOCKER_HOST: dockerHost, LOGIN_RATE_PER_MINUTE: '1000' })
+  const w = await makeApp([unlockFn, statusFn], { RESOURCE_API_URL: originUrl, JWT_SECRET: JWT, UNLOCK_ARCHIVE: archive, DOCKER_HOST: dockerHost, LOGIN_RATE_PER_MINUTE: '1000', ...vars })
   const post = (body: unknown = USER) => w.app.request('/unlock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const status = async () => (await w.app.request('/unlock/status')).json()
   const settle = async () => {
@@ -103,6 +103,17 @@ describe('unlock', () => {
     expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/late:1'] })
     await new Promise((r) => setTimeout(r, 500))
     expect(await w.status()).toMatchObject({ state: 'ready', images: ['localhost/late:1'] })
+    await engine.close()
+  })
+
+  it('an engine that never answers ends in error after DOCKER_TIMEOUT_MS, saying so', async () => {
+    const engine = await startFakeEngine('podman')
+    engine.delayMs = 5000
+    const w = await world(engine, archives([randomBytes(1000)]), { DOCKER_TIMEOUT_MS: '1000' })
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/Docker engine at unix:.* did not answer for 00-image\.enc: (no answer within|the connection was idle for) 1000 ms/)
     await engine.close()
   })
 
