@@ -13,11 +13,13 @@ COPY shared ./shared
 RUN node build.mjs
 
 FROM node:20-bookworm-slim
+# GLIBC_TUNABLES: the allocator settings streaming needs (runtime/memory-settings.ts).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     CACHE_DIR=/var/lib/loader \
-    FUNCTIONS_DIR=/app/dist
+    FUNCTIONS_DIR=/app/dist \
+    GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=33554432
 WORKDIR /app
 RUN groupadd --system loader && useradd --system --gid loader --home /app loader \
  && mkdir -p /var/lib/loader && chown loader:loader /var/lib/loader

@@ -1,4 +1,5 @@
 // Bench helpers: random files, encrypted blobs via openssl, child-process timing with peak RSS.
+import { MALLOC_TUNABLES } from '../runtime/memory-settings'
 import { spawn } from 'node:child_process'
 import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { build } from 'esbuild'
@@ -82,9 +83,9 @@ export async function startWorker(worker: string, args: string[]): Promise<{ sto
   return { stop: () => child.kill() }
 }
 
-/** Runs a bench worker that prints one JSON line `{ms, maxRssKiB, ...}`. */
+/** Runs a bench worker that prints one JSON line `{ms, maxRssKiB, ...}`, with the runtime's allocator settings. */
 export async function runWorker<T extends { ms: number; maxRssKiB: number }>(worker: string, args: string[]): Promise<T> {
-  const { stdout } = await timeCommand(process.execPath, [await bundled(worker), ...args])
+  const { stdout } = await timeCommand(process.execPath, [await bundled(worker), ...args], { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES })
   return JSON.parse(stdout.trim().split('\n').pop()!) as T
 }
 

@@ -7,6 +7,9 @@ import { createEnv } from './env'
 import { loadFunctions, type LoadedFunction } from './registry'
 import { startRuntime } from './server'
 import { recoverInterrupted } from './recover'
+import { applyV8Flags, mallocWarning } from './memory-settings'
+
+applyV8Flags()
 
 declare const __LOADER_BAKED_SALTS__: Record<string, string> | undefined
 
@@ -37,6 +40,14 @@ try {
     onReady: recoverInterrupted,
   }, holder)
   log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
+  setImmediate(() => {
+    const glibc = process.platform === 'linux' && Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime)
+    const warning = mallocWarning(process.env.GLIBC_TUNABLES, glibc)
+    if (warning) {
+      log.warn(warning)
+      env.warnings.push(warning)
+    }
+  })
 
   process.on('SIGHUP', () => void runtime.reload())
   let stopping = false

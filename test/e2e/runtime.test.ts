@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
 import { SALTS } from '../helpers/vectors'
+import { MALLOC_TUNABLES } from '../../runtime/memory-settings'
 
 let running: LoaderProcess[] = []
 afterEach(async () => {
@@ -49,6 +50,20 @@ describe('built runtime', () => {
     })
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/LOADER_API_TOKEN/)
+  })
+
+  it('runs with the allocator settings of npm start and the container, and warns without them', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+    expect(pkg.scripts.start).toBe(`GLIBC_TUNABLES=${MALLOC_TUNABLES} node dist/runtime.mjs`)
+    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toContain(`GLIBC_TUNABLES=${MALLOC_TUNABLES}\n`)
+    const tuned = await start()
+    await new Promise((r) => setTimeout(r, 300))
+    expect(tuned.output()).not.toContain('allocator settings')
+    expect((await (await fetch(`${tuned.url}/status`)).json()).warnings.join()).not.toContain('allocator')
+    const plain = await start({ GLIBC_TUNABLES: '' })
+    await new Promise((r) => setTimeout(r, 300))
+    expect(plain.output()).toContain('started without the allocator settings')
+    expect((await (await fetch(`${plain.url}/status`)).json()).warnings.join()).toContain('GLIBC_TUNABLES=')
   })
 
   it('exits cleanly on SIGTERM', async () => {

@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { FINGERPRINT, SALTS } from './vectors'
+import { MALLOC_TUNABLES } from '../../runtime/memory-settings'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -44,13 +45,13 @@ export interface LoaderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Spawns `node dist/runtime.mjs` with test salts and a fresh CACHE_DIR (unless given). */
+/** Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given). */
 export async function startLoader(vars: Record<string, string> = {}): Promise<LoaderProcess> {
   const port = vars.PORT ? Number(vars.PORT) : await freePort()
   const cacheDir = vars.CACHE_DIR ?? mkdtempSync(join(tmpdir(), 'loader-e2e-'))
   const child = spawn(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',
+    env: { PATH: process.env.PATH, GLIBC_TUNABLES: MALLOC_TUNABLES, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',
       ...vars, PORT: String(port), CACHE_DIR: cacheDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
