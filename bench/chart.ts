@@ -17,7 +17,8 @@ function points(rows: Row[]) {
   return out
 }
 
-export async function writeChart(rows: Row[]): Promise<string> {
+/** Renders the chart into `dir` and returns its path. */
+export async function writeChart(rows: Row[], dir: string): Promise<string> {
   const x = { field: 'sizeMiB', type: 'quantitative', scale: { type: 'log' }, title: 'size (MiB, log)' } as const
   const color = { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } } as const
   const spec = compile({
@@ -32,7 +33,7 @@ export async function writeChart(rows: Row[]): Promise<string> {
     ],
   }).spec
   const svg = await new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG()
-  const path = join(import.meta.dirname, 'chart.svg')
+  const path = join(dir, 'chart.svg')
   writeFileSync(path, svg)
   return path
 }

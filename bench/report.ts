@@ -27,8 +27,9 @@ export function renderReport(rows: Row[], quick: boolean): string {
   return lines.join('\n')
 }
 
-export function writeReport(rows: Row[], quick: boolean): string {
+/** Writes REPORT.md into `dir` (bench/ for a full run, bench/out/ for a quick one) and returns it. */
+export function writeReport(rows: Row[], quick: boolean, dir: string): string {
   const md = renderReport(rows, quick)
-  writeFileSync(join(import.meta.dirname, 'REPORT.md'), md)
+  writeFileSync(join(dir, 'REPORT.md'), md)
   return md
 }

@@ -1,11 +1,12 @@
 // `npm run bench`: every benchmark in one go, then bench/REPORT.md and bench/chart.svg.
-// `--quick` scales sizes down (CI runs it so the bench cannot rot). Exits 0 unless a run failed.
+// `--quick` scales sizes down and writes bench/out/ (CI runs it so the bench cannot rot). Exits 0 unless a run failed.
 import { benchConcurrency } from './concurrency'
 import { benchCrypto } from './crypto'
 import { benchFlows } from './flows'
 import { benchUnlock } from './unlock'
 import { writeChart } from './chart'
-import { MiB, type Row } from './lib'
+import { mkdirSync } from 'node:fs'
+import { MiB, OUT, type Row } from './lib'
 import { writeReport } from './report'
 
 const quick = process.argv.includes('--quick')
@@ -20,5 +21,8 @@ try {
   console.error('bench: a run failed:', e)
   process.exitCode = 1
 }
-await writeChart(rows)
-console.log(writeReport(rows, quick))
+// A quick run (CI, a check while developing) never overwrites the committed full report.
+const dir = quick ? OUT : import.meta.dirname
+mkdirSync(dir, { recursive: true })
+await writeChart(rows, dir)
+console.log(writeReport(rows, quick, dir))
