@@ -9,6 +9,7 @@ import { HttpError } from './http-error'
 import type { CdnSettings } from './session'
 import { upstreamProblem } from './upstream-error'
 import type { Manifest } from './manifest'
+import { createGcPacer } from './gc-pacer'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -102,7 +103,9 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
       }
       if (status === 416) res.resume()
       else {
-        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); done(null, c) } })
+        // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
+        const pace = createGcPacer()
+        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); done(null, c) } })
         await pipeline(res, hasher, env.cache.appendPartial(folder, filename))
       }
     } catch (e) {
