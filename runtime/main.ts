@@ -41,8 +41,9 @@ try {
   }, holder)
   log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
   setImmediate(() => {
-    const glibc = process.platform === 'linux' && Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime)
-    const warning = mallocWarning(process.env.GLIBC_TUNABLES, glibc)
+    // A process report takes milliseconds: it is made only when the settings are missing.
+    const warning = mallocWarning(process.env.GLIBC_TUNABLES, () => process.platform === 'linux'
+      && Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime))
     if (warning) {
       log.warn(warning)
       env.warnings.push(warning)

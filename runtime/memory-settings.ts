@@ -15,9 +15,10 @@ export const MALLOC_TUNABLES = 'glibc.malloc.arena_max=2:glibc.malloc.mmap_thres
 /**
  * A warning when a glibc Linux process was started without the allocator settings, else null.
  * (They only take effect at process start, so the runtime can only report their absence.)
+ * `isGlibc` is asked only when the settings are missing.
  */
-export function mallocWarning(tunables: string | undefined, glibc: boolean): string | null {
-  if (!glibc || (tunables ?? '').includes('glibc.malloc.trim_threshold')) return null
+export function mallocWarning(tunables: string | undefined, isGlibc: () => boolean): string | null {
+  if ((tunables ?? '').includes('glibc.malloc.trim_threshold') || !isGlibc()) return null
   return `started without the allocator settings: streaming runs slower and uses more memory; start with GLIBC_TUNABLES=${MALLOC_TUNABLES} (as npm start and the container do)`
 }
 

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { BigPartCache, CacheRecord, PartialDownload, TempFile } from './cache-types'
 import type { Logger } from './logger'
+import { writeAtomic } from './write-atomic'
 
 const READ_CHUNK = 1 << 20
 
@@ -14,12 +15,6 @@ async function readJsonFile<T>(path: string): Promise<T | null> {
   } catch {
     return null
   }
-}
-
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(tmp, data, { mode: 0o600 })
-  await rename(tmp, path)
 }
 
 /** Creates the `cache` binding rooted at `cacheDir`, bounded to `maxBytes` (LRU). */

@@ -94,11 +94,11 @@ export async function runUnlock(env: Env, email: string, password: string, start
       source.once('end', () => { if (!answered) void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
         images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS))
-        answered = true
       } catch (e) {
-        answered = true
         source.destroy()
         return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))
+      } finally {
+        answered = true
       }
     }
     env.log.info({ images }, 'unlock ready')
