@@ -1,5 +1,5 @@
 // Hardening of the built runtime: 200+ malformed requests, transfer bound, shared cold download, SIGTERM mid-load.
-import { spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { createHash, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { post, startStack, type Stack } from '../helpers/stack'
@@ -129,11 +129,21 @@ describe('load under pressure', () => {
 
   it('SIGTERM during a load: the response in flight completes, then the process exits 0', async () => {
     await login()
-    // A slow real client (curl at 1 MiB/s): the 8 MiB response takes ~8 s; SIGTERM lands in the middle.
-    const curl = spawn('curl', ['-sS', '-f', '--limit-rate', '1M', '-X', 'POST', '-o', '-', `${s.loader.url}/load/shared.bin`])
+    // A slow client that pulls 64 KiB every 50 ms (~1.3 MiB/s): the 8 MiB response takes ~6 s and
+    // SIGTERM lands in the middle. (curl --limit-rate bursts several MiB in its first second.)
     const chunks: Buffer[] = []
-    curl.stdout.on('data', (c: Buffer) => chunks.push(c))
-    const exited = new Promise<number | null>((ok) => curl.once('exit', ok))
+    const exited = new Promise<number | null>((ok) => {
+      const req = request(`${s.loader.url}/load/shared.bin`, { method: 'POST' }, (res) => {
+        const pull = setInterval(() => {
+          const c = res.read(64 * 1024) ?? res.read()
+          if (c) chunks.push(c)
+        }, 50)
+        res.once('end', () => { clearInterval(pull); ok(res.statusCode === 200 ? 0 : res.statusCode ?? 1) })
+        res.once('error', () => { clearInterval(pull); ok(1) })
+      })
+      req.once('error', () => ok(1))
+      req.end()
+    })
     await new Promise((res) => setTimeout(res, 1000))
     expect(Buffer.concat(chunks).length).toBeLessThan(8 * 1024 * 1024)
     s.loader.child.kill('SIGTERM')
