@@ -46,7 +46,10 @@ state.files.set('models/demo.bin.small', Buffer.from(blob.subarray(0, n)))
 const cacheDir = process.env.CACHE_DIR ?? './data'
 mkdirSync(cacheDir, { recursive: true })
 const loader = await startLoader({ ...salts, RESOURCE_API_URL: originUrl, JWT_SECRET: jwtSecret, PORT: process.env.PORT ?? '8080',
-  CACHE_DIR: cacheDir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', HARDWARE_FINGERPRINT: '' })
+  CACHE_DIR: cacheDir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', HARDWARE_FINGERPRINT: '',
+  // Unlock needs archives and a Docker engine of your own: pass them through when set.
+  ...(process.env.UNLOCK_ARCHIVE ? { UNLOCK_ARCHIVE: process.env.UNLOCK_ARCHIVE } : {}),
+  ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}) })
 loader.child.stdout!.pipe(process.stdout)
 
 const u = loader.url
@@ -63,6 +66,7 @@ Try every flow:
   head -c 100000 /dev/urandom > my.bin && curl -s -X POST '${u}/upload/my.bin?folder=models' -H 'content-type: application/octet-stream' --data-binary @my.bin
   curl -s -X POST ${u}/upload/my2.bin -F data=@my.bin -F folder=models
   curl -s -X POST ${u}/load/my.bin -H 'content-type: application/json' -d '{"folder":"models"}' | cmp - my.bin && echo same
+  # unlock: set UNLOCK_ARCHIVE and DOCKER_HOST before npm run dev; without them it ends in an error saying which is missing
   curl -s -X POST ${u}/unlock -H 'content-type: application/json' -d '{"email":"${DEMO.email}","password":"${DEMO.password}"}'
   curl -s ${u}/unlock/status
 Ctrl-C stops everything.
