@@ -1,16 +1,16 @@
 // Builds the `env` bindings once at start: storages, cache, logger, clock, hardware.
 import { createStorage } from 'unstorage'
 import memoryDriver from 'unstorage/drivers/memory'
-import { atomicFsDriver } from './atomic-fs-driver'
+import { atomicFsDriver } from './bindings/state-driver'
 import { join, resolve } from 'node:path'
-import type { Config } from '../shared/config'
-import type { Env, FunctionInfo } from '../shared/function'
-import type { Logger } from '../shared/logger'
-import { createCache, prepareCacheDir } from '../shared/cache'
-import { createArchives } from '../shared/archives'
-import { createClock } from '../shared/clock'
-import { createInflight } from '../shared/inflight'
-import { createHardware, isGenericFingerprint } from '../shared/hardware'
+import { jwtMode, type Config } from '../shared/contract/config'
+import type { Env, FunctionInfo } from '../shared/contract/function'
+import type { Logger } from '../shared/contract/logger'
+import { createCache, prepareCacheDir } from './bindings/cache'
+import { createArchives } from './bindings/archives'
+import { createClock } from './bindings/clock'
+import { createInflight } from './bindings/inflight'
+import { createHardware, isGenericFingerprint } from './bindings/hardware'
 
 declare const __LOADER_VERSION__: string | undefined
 
@@ -28,7 +28,7 @@ export function securityWarnings(config: Config): string[] {
     }
     warnings.push(`serving on ${config.HOST} without a caller token (LOADER_INSECURE_OPEN=true)`)
   }
-  if (!config.JWT_SECRET && !config.JWT_PUBLIC_KEY && !config.JWKS_URL) {
+  if (jwtMode(config) === 'unverified') {
     warnings.push('JWT signatures are not verified: set JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL')
   }
   if (config.HARDWARE_FINGERPRINT) warnings.push('HARDWARE_FINGERPRINT overrides the detected hardware fingerprint')

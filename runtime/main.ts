@@ -1,8 +1,8 @@
 // Entry of dist/runtime.mjs: parse config, build env, serve the built functions, handle signals.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { ConfigError, parseConfig, parseKeyValueLines, type Config } from '../shared/config'
-import { createLogger } from '../shared/log'
+import { ConfigError, parseConfig, parseKeyValueLines, type Config } from '../shared/contract/config'
+import { createLogger } from './bindings/logger'
 import { createEnv } from './env'
 import { loadFunctions, type LoadedFunction } from './registry'
 import { startRuntime } from './server'

@@ -1,7 +1,7 @@
 // At start, background jobs a previous process left unfinished are marked as interrupted.
-import type { Env } from '../shared/function'
+import type { Env } from '../shared/contract/function'
 
-import { RUNNING, UNLOCK_KEY } from '../shared/unlock-state'
+import { RUNNING, UNLOCK_KEY } from '../shared/contract/unlock-state'
 
 /** Keys of `env.state` holding job states with a `state` field, and their unfinished states. */
 const JOBS: Record<string, readonly string[]> = { [UNLOCK_KEY]: RUNNING }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { FunctionInfo, LoaderFunction, RouteDef } from '../shared/function'
+import type { FunctionInfo, LoaderFunction, RouteDef } from '../shared/contract/function'
 
 /** A function module with what `/status` says of it. */
 export interface LoadedFunction {

@@ -3,9 +3,9 @@ import { serve, type ServerType } from '@hono/node-server'
 import { watch, type FSWatcher } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
-import type { Env } from '../shared/function'
+import type { Env } from '../shared/contract/function'
 import { createApp, errorSummary } from './app'
-import { createRateLimiter } from './rate-limit'
+import { createRateLimiter } from './middleware/rate-limit'
 import type { LoadedFunction } from './registry'
 
 /** Options of a running runtime. */

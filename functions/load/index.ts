@@ -1,24 +1,24 @@
 // F2: POST /load/:filename — the decrypted resource, from the API's small part and the cached big part.
 import { createHash } from 'node:crypto'
 import * as v from 'valibot'
-import type { LoaderFunction } from '../../shared/function'
-import { HttpError } from '../../shared/http-error'
-import { readJson } from '../../shared/json'
-import { checkFilename, checkFolder } from '../../shared/names'
-import { requireSession } from '../../shared/guard'
-import { mayLoad } from '../../shared/roles'
-import { getResourceFile, withAuth } from '../../shared/resource-api'
-import { apiAesKey, fingerprint } from '../../shared/device-keys'
+import { defineFunction } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
+import { readJson } from '../../shared/http/json'
+import { checkFilename, checkFolder } from '../../shared/http/names'
+import { requireSession } from '../../shared/http/require-session'
+import { mayLoad } from '../../shared/upstream/roles'
+import { getResourceFile, withAuth } from '../../shared/upstream/resource-api'
+import { apiAesKey, fingerprint } from '../../shared/crypto/keys'
 import { decryptBuffer } from '../../shared/crypto/blob'
 import { isBlobError } from '../../shared/crypto/errors'
-import { ensureBigPart } from '../../shared/big-part'
-import { openResource } from '../../shared/resource-stream'
-import { toWebStream } from '../../shared/web-stream'
-import { fetchManifest } from '../../shared/manifest'
+import { ensureBigPart } from './big-part'
+import { openResource } from './resource-stream'
+import { toWebStream } from './web-stream'
+import { fetchManifest } from './manifest'
 
 const LoadBody = v.object({ folder: v.optional(v.string('must be a string')) })
 
-export default {
+export default defineFunction({
   name: 'load',
   routes: [{ method: 'POST', path: '/load/:filename', transfer: true }],
   async fetch(request, env, ctx) {
@@ -55,4 +55,4 @@ export default {
       },
     })
   },
-} satisfies LoaderFunction
+})

@@ -1,10 +1,10 @@
 // F1: POST /login — logs the device in to the Resource API for this user.
-import type { LoaderFunction } from '../../shared/function'
-import { json, readJson } from '../../shared/json'
-import { performLogin } from '../../shared/login-flow'
-import { LoginBody } from '../../shared/login-body'
+import { defineFunction } from '../../shared/contract/function'
+import { json, readJson } from '../../shared/http/json'
+import { performLogin } from '../../shared/upstream/login'
+import { LoginBody } from '../../shared/http/login-body'
 
-export default {
+export default defineFunction({
   name: 'login',
   routes: [{ method: 'POST', path: '/login', rateLimited: true }],
   async fetch(request, env) {
@@ -12,4 +12,4 @@ export default {
     const auth = await performLogin(env, email, password)
     return json({ status: 'ok', email: auth.user.email, role: auth.user.role })
   },
-} satisfies LoaderFunction
+})

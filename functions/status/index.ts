@@ -1,9 +1,11 @@
 // F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, unlock state, loaded functions.
-import type { LoaderFunction } from '../../shared/function'
-import { json } from '../../shared/json'
-import { getAuth, getCdn } from '../../shared/session'
+import { defineFunction } from '../../shared/contract/function'
+import { json } from '../../shared/http/json'
+import { jwtMode } from '../../shared/contract/config'
+import { publicView, readUnlock } from '../../shared/contract/unlock-state'
+import { getAuth, getCdn } from '../../shared/upstream/session'
 
-export default {
+export default defineFunction({
   name: 'status',
   routes: [{ method: 'GET', path: '/status', body: 'none' }],
   async fetch(_request, env) {
@@ -11,14 +13,14 @@ export default {
     const [auth, cdn, hardware, unlock] = await Promise.all([
       getAuth(env.session), getCdn(env.session),
       env.hardware().catch(() => null),
-      env.state.getItem<{ state: string }>('unlock:status'),
+      readUnlock(env.state),
     ])
     return json({
       status: 'ok',
       version: env.version,
       authenticated: !!auth,
       user: auth ? { email: auth.user.email, role: auth.user.role } : null,
-      jwt: config.JWT_SECRET || config.JWT_PUBLIC_KEY || config.JWKS_URL ? 'verified' : 'unverified',
+      jwt: jwtMode(config),
       cdn: cdn ? 'configured' : 'not-configured',
       resourceApi: config.RESOURCE_API_URL ? 'configured' : 'not-configured',
       hardware: hardware?.source ?? 'unavailable',
@@ -27,8 +29,8 @@ export default {
       insecureOpen: config.LOADER_INSECURE_OPEN && !config.LOADER_API_TOKEN,
       clockOffsetMs: env.clock.offsetMs(),
       warnings: env.warnings,
-      unlock: unlock ?? { state: 'idle' },
+      unlock: publicView(unlock),
       functions: env.functions().map((f) => ({ name: f.name, sha256: f.sha256, bytes: f.bytes, loadedAt: f.loadedAt })),
     })
   },
-} satisfies LoaderFunction
+})

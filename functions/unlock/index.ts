@@ -1,14 +1,14 @@
 // F4–F5: POST /unlock starts the unlock job (single flight); GET /unlock/status reports it.
 import * as v from 'valibot'
-import type { LoaderFunction } from '../../shared/function'
-import { json, readJson } from '../../shared/json'
-import { LoginBody } from '../../shared/login-body'
-import { runUnlock, stillReady } from '../../shared/unlock-job'
-import { idle, publicView, readUnlock, writeUnlock, type UnlockStatus } from '../../shared/unlock-state'
+import { defineFunction } from '../../shared/contract/function'
+import { json, readJson } from '../../shared/http/json'
+import { LoginBody } from '../../shared/http/login-body'
+import { runUnlock, stillReady } from './job'
+import { idle, publicView, readUnlock, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
 
 const UnlockBody = v.object({ ...LoginBody.entries, force: v.optional(v.boolean('must be true or false')) })
 
-export default {
+export default defineFunction({
   name: 'unlock',
   routes: [
     { method: 'POST', path: '/unlock', rateLimited: true },
@@ -31,4 +31,4 @@ export default {
     ctx.waitUntil(job)
     return json(publicView(await Promise.race([first, job])), 202)
   },
-} satisfies LoaderFunction
+})

@@ -2,24 +2,24 @@
 import { createHash } from 'node:crypto'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { LoaderFunction } from '../../shared/function'
-import { HttpError, isHttpError } from '../../shared/http-error'
-import { json } from '../../shared/json'
-import { checkFilename, checkFolder } from '../../shared/names'
-import { requireSession } from '../../shared/guard'
-import { mayUpload } from '../../shared/roles'
+import { defineFunction } from '../../shared/contract/function'
+import { HttpError, isHttpError } from '../../shared/contract/http-error'
+import { json } from '../../shared/http/json'
+import { checkFilename, checkFolder } from '../../shared/http/names'
+import { requireSession } from '../../shared/http/require-session'
+import { mayUpload } from '../../shared/upstream/roles'
 import { createEncryptStream } from '../../shared/crypto/blob'
-import { resourceAesKey } from '../../shared/device-keys'
-import { SplitStream } from '../../shared/split'
-import { openUploadBody } from '../../shared/upload-body'
-import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/cdn'
-import { putResourceFile, withAuth } from '../../shared/resource-api'
-import { upstreamProblem } from '../../shared/upstream-error'
-import { encodeManifest, manifestName } from '../../shared/manifest'
+import { resourceAesKey } from '../../shared/crypto/keys'
+import { SplitStream } from './split'
+import { openUploadBody } from './body'
+import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
+import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
+import { upstreamProblem } from '../../shared/upstream/errors'
+import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
 
 const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
 
-export default {
+export default defineFunction({
   name: 'upload',
   routes: [{ method: 'POST', path: '/upload/:filename', body: 'stream', transfer: true }],
   async fetch(request, env, ctx) {
@@ -96,4 +96,4 @@ export default {
       await temp.remove()
     }
   },
-} satisfies LoaderFunction
+})

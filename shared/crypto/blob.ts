@@ -2,7 +2,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, type Decipher } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { BadPaddingError, BlobTooShortError, BlobTruncatedError } from './errors'
-import { createGcPacer } from '../gc-pacer'
+import { createGcPacer } from './gc-pacer'
 
 const ALG = 'aes-256-cbc'
 /** AES block and IV size. */

@@ -1,5 +1,7 @@
-// The four key strings of crypto.md §2.
+// The key strings of crypto.md §2, and the AES keys of this device and session (from env).
 import { createHash } from 'node:crypto'
+import type { Env } from '../contract/function'
+import { aesKey } from './blob'
 
 const b64sha384 = (s: string) => createHash('sha384').update(s, 'utf8').digest('base64')
 
@@ -13,3 +15,15 @@ export const apiDownloadKey = (email: string, password: string, hwHash: string, 
 
 /** The global resource key string that encrypts every resource blob. */
 export const resourceKey = (resourceKeySalt: string): string => b64sha384(resourceKeySalt)
+
+/** The fingerprint string sent upstream as `hardware`. */
+export const fingerprint = async (env: Env) => (await env.hardware()).fingerprint
+
+/** AES key of the API download key for this user on this device. */
+export async function apiAesKey(env: Env, email: string, password: string): Promise<Buffer> {
+  const hw = hardwareHash(await fingerprint(env), env.config.HARDWARE_SALT)
+  return aesKey(apiDownloadKey(email, password, hw, env.config.API_KEY_SALT))
+}
+
+/** AES key of the global resource key. */
+export const resourceAesKey = (env: Env) => aesKey(resourceKey(env.config.RESOURCE_KEY_SALT))

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { smallSizeOf } from '../../shared/split'
+import { smallSizeOf } from '../../functions/upload/split'
 import { opensslDecrypt, opensslEncrypt } from '../helpers/openssl'
 import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
 

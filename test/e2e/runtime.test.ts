@@ -80,7 +80,7 @@ describe('redeploy of one function', () => {
     for (const p of ['functions', 'shared', 'runtime', 'build.mjs', 'package.json']) cpSync(join(ROOT, p), join(dir, p), { recursive: true })
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
     const writeHealth = (version: string) => writeFileSync(join(dir, 'functions/health/index.ts'), `
-      import type { LoaderFunction } from '../../shared/function'
+      import type { LoaderFunction } from '../../shared/contract/function'
       export default {
         name: 'health',
         routes: [{ method: 'GET', path: '/health', body: 'none', public: true }],

@@ -3,7 +3,7 @@ import { Hono, type Context, type Next } from 'hono'
 import { SignJWT, jwtVerify } from 'jose'
 import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
 import { apiDownloadKey, hardwareHash } from '../../shared/crypto/keys'
-import { ROLES, type Role } from '../../shared/roles'
+import { ROLES, type Role } from '../../shared/upstream/roles'
 
 /** A user of the origin. */
 export interface OriginUser { password: string; role: Role | number }

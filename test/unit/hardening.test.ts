@@ -10,6 +10,10 @@ const files = (dir: string): string[] => readdirSync(join(ROOT, dir)).flatMap((n
 })
 const source = ['functions', 'runtime', 'shared'].flatMap(files)
 
+/** Top-level declarations that hold mutable state: let/var, or a const bound to a new collection or a literal object/array. */
+const moduleState = (text: string) => text.split('\n').filter((l) =>
+  /^(export )?(let|var)\b/.test(l) || /^(export )?const \w+(\s*:[^=]+)?\s*=\s*(new (Map|Set|WeakMap|WeakSet|Array)\b|\[|\{)/.test(l))
+
 describe('hardening', () => {
   it('no shell: the loader imports no child_process and runs no command of its own', () => {
     for (const f of source) expect(readFileSync(join(ROOT, f), 'utf8'), f).not.toMatch(/child_process|\bexecSync\b|\bspawn\(/)
@@ -19,8 +23,18 @@ describe('hardening', () => {
     for (const f of files('functions')) {
       const text = readFileSync(join(ROOT, f), 'utf8')
       expect(text, f).not.toMatch(/process\.env|from ['"]hono/)
-      expect(text, f).not.toMatch(/^(let|var) /m)
-      expect(text, f).toMatch(/satisfies LoaderFunction/)
+      expect(moduleState(text), f).toEqual([])
+      if (f.endsWith('index.ts')) expect(text, f).toMatch(/export default defineFunction\(/)
     }
+  })
+
+  it('the module-state check sees every kind of top-level mutable binding', () => {
+    expect(moduleState('let n = 0')).toHaveLength(1)
+    expect(moduleState('export var x')).toHaveLength(1)
+    expect(moduleState('const seen = new Map()')).toHaveLength(1)
+    expect(moduleState('const cache: Record<string, string> = {}')).toHaveLength(1)
+    expect(moduleState('export const queue = []')).toHaveLength(1)
+    expect(moduleState('const ids = new WeakSet<object>()')).toHaveLength(1)
+    expect(moduleState('const Body = v.object({ a: v.string() })\nconst LIMIT = 4\n  let inside = 1')).toEqual([])
   })
 })

@@ -1,6 +1,6 @@
 // The hardware fingerprint format (crypto.md §3), its memoisation and the override.
 import { describe, expect, it, vi } from 'vitest'
-import { createHardware, formatFingerprint, isGenericFingerprint } from '../../shared/hardware'
+import { createHardware, formatFingerprint, isGenericFingerprint } from '../../runtime/bindings/hardware'
 import { FINGERPRINT } from '../helpers/vectors'
 
 describe('hardware fingerprint', () => {

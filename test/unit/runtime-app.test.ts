@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest'
 import health from '../../functions/health/index'
 import status from '../../functions/status/index'
-import type { LoaderFunction } from '../../shared/function'
-import { HttpError } from '../../shared/http-error'
-import { readJson } from '../../shared/json'
+import type { LoaderFunction } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
+import { readJson } from '../../shared/http/json'
 import * as v from 'valibot'
 import { makeApp } from '../helpers/env'
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createStorage, type Storage } from 'unstorage'
 import fsLiteDriver from 'unstorage/drivers/fs-lite'
 import { describe, expect, it } from 'vitest'
-import { atomicFsDriver } from '../../runtime/atomic-fs-driver'
+import { atomicFsDriver } from '../../runtime/bindings/state-driver'
 
 /** Writes a large value 150 times while reading it back as fast as possible; returns the torn reads. */
 async function tornReads(state: Storage): Promise<number> {

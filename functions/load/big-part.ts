@@ -1,0 +1,134 @@
+// Gets the big part into the cache (crypto.md §5 step 2, §5b): resumable, verified, single flight.
+import { createHash, type Hash } from 'node:crypto'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { CacheRecord } from '../../shared/contract/cache'
+import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
+import type { Env } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
+import type { CdnSettings } from '../../shared/upstream/session'
+import { upstreamProblem } from '../../shared/upstream/errors'
+import type { Manifest } from '../../shared/crypto/manifest'
+import { createGcPacer } from '../../shared/crypto/gc-pacer'
+
+const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
+
+/** The small part a big part must belong to. */
+export interface SmallPart { sha256: string; bytes: number }
+
+/**
+ * Returns the cache record of a big part matching the small part, downloading it when needed.
+ * `getManifest` is called only for a download (a warm load makes no extra call).
+ */
+export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
+  getManifest: () => Promise<Manifest | null>): Promise<CacheRecord> {
+  const have = await env.cache.record(folder, filename)
+  if (have && have.smallSha256 === small.sha256) return have
+  return env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
+    const again = await env.cache.record(folder, filename)
+    if (again && again.smallSha256 === small.sha256) return again
+    const manifest = await getManifest()
+    if (!manifest) env.log.warn({ folder, filename }, 'no manifest: this resource is not tamper-evident (an upload older than manifests)')
+    else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {
+      throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
+    }
+    return download(env, cdn, folder, filename, small, manifest)
+  })
+}
+
+async function hashPartial(env: Env, folder: string, filename: string, hash: Hash): Promise<void> {
+  for await (const c of env.cache.readPartial(folder, filename)) hash.update(c as Buffer)
+}
+
+/** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
+async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<CacheRecord> {
+  const smallSha = small.sha256
+  const url = bigPartUrl(cdn, folder, filename)
+  const what = `big part of ${folder}/${filename}`
+  const attempts = env.config.CDN_READ_RETRIES + 1
+  let integrityFailures = 0
+  let restarts = 0
+  let lastError: unknown
+  for (let attempt = 0; attempt < attempts + 1; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
+    let part = await env.cache.partial(folder, filename)
+    if (part.bytes > 0 && !part.etag) {
+      await env.cache.resetPartial(folder, filename)
+      part = { ...part, bytes: 0 }
+    }
+    const headers: Record<string, string> = {}
+    if (part.bytes > 0) {
+      headers.range = `bytes=${part.bytes}-`
+      headers['if-match'] = part.etag!
+    }
+    let res
+    try {
+      res = await cdnRequest(env, cdn, 'read', { method: 'GET', url, headers })
+    } catch (e) {
+      lastError = upstreamProblem('the CDN', `the ${what}`, e)
+      continue
+    }
+    const status = res.statusCode ?? 0
+    const etag = header(res.headers.etag)
+    if (status === 412 || (status === 206 && etag !== part.etag)) {
+      // The object changed since the partial file began: never splice two versions.
+      res.resume()
+      env.log.info({ folder, filename }, 'the CDN object changed since the partial download began; restarting from zero')
+      await env.cache.resetPartial(folder, filename)
+      if (restarts++ < 2) attempt--
+      continue
+    }
+    if (status >= 500) {
+      res.resume()
+      lastError = cdnStatusProblem(status, what)
+      continue
+    }
+    if (status !== 200 && status !== 206 && status !== 416) {
+      res.resume()
+      throw cdnStatusProblem(status, what)
+    }
+    const metaSmall = header(res.headers['x-amz-meta-small-sha256'])
+    if (metaSmall && metaSmall !== smallSha) {
+      res.resume()
+      await env.cache.resetPartial(folder, filename)
+      throw new HttpError(502, `the CDN copy of ${folder}/${filename} belongs to another upload than the small part`, { type: 'parts-mismatch' })
+    }
+    const hash = createHash('sha256')
+    try {
+      if (status === 200) {
+        await env.cache.resetPartial(folder, filename)
+        await env.cache.setPartialEtag(folder, filename, etag)
+      } else {
+        await hashPartial(env, folder, filename, hash)
+      }
+      if (status === 416) res.resume()
+      else {
+        // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
+        const pace = createGcPacer()
+        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); done(null, c) } })
+        await pipeline(res, hasher, env.cache.appendPartial(folder, filename))
+      }
+    } catch (e) {
+      // A reset mid-body keeps the bytes on disk; the next attempt resumes from them.
+      lastError = upstreamProblem('the CDN', `the ${what}`, e)
+      env.log.warn({ folder, filename, attempt }, 'big-part download interrupted; will resume')
+      continue
+    }
+    const sha256 = hash.digest('hex')
+    const bytes = (await env.cache.partial(folder, filename)).bytes
+    const expected = header(res.headers['x-amz-meta-sha256'])
+    const intact = (!expected || expected === sha256)
+      && (!manifest || (manifest.sha256Big === sha256 && manifest.blobBytes === small.bytes + bytes))
+    if (!intact) {
+      await env.cache.resetPartial(folder, filename)
+      integrityFailures++
+      env.log.warn({ folder, filename, integrityFailures }, 'big part failed its sha256 check; discarded')
+      if (integrityFailures >= 2) throw new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check`, { type: 'integrity' })
+      continue
+    }
+    const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, ...(manifest ? { manifest } : {}), storedAt: new Date().toISOString() }
+    await env.cache.commit(folder, filename, record)
+    return record
+  }
+  throw lastError ?? new HttpError(502, `the ${what} could not be downloaded`, { type: 'upstream-error' })
+}

@@ -1,0 +1,50 @@
+// Docker Engine API client for `POST /images/load` over a unix socket or TCP (no CLI, no shell).
+import type { Readable } from 'node:stream'
+import { nodeRequest, readBodyText } from '../../shared/upstream/node-request'
+
+/** Where DOCKER_HOST points: a socket path or a base URL. */
+export function engineTarget(dockerHost: string): { socketPath?: string; base: string } {
+  if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length), base: 'http://docker' }
+  return { base: dockerHost.replace(/^tcp:\/\//, 'http://').replace(/\/+$/, '') }
+}
+
+/** An engine failure with the engine's own message. */
+export class EngineError extends Error {
+  override name = 'EngineError'
+}
+
+/**
+ * Parses an `/images/load` answer: dockerd's JSON lines (errors inside a 200) or podman's
+ * `Loaded image: a,b`; accepts `Loaded image ID: sha256:…`. Returns the image names.
+ */
+export function parseLoadAnswer(status: number, text: string): string[] {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean)
+  const objects = lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return { stream: l } } })
+  if (status >= 400) {
+    const msg = objects.map((o) => o.message ?? o.error).find((m) => typeof m === 'string')
+    throw new EngineError(String(msg ?? (text.trim() || `HTTP ${status}`)))
+  }
+  const images: string[] = []
+  for (const o of objects) {
+    const err = o.error ?? (o.errorDetail as { message?: string } | undefined)?.message
+    if (typeof err === 'string') throw new EngineError(err)
+    const stream = typeof o.stream === 'string' ? o.stream : ''
+    const m = /Loaded image(?: ID)?:\s*(.+)/.exec(stream)
+    if (m) images.push(...m[1].split(',').map((s) => s.trim()).filter(Boolean))
+  }
+  return images
+}
+
+/**
+ * Streams a docker-archive (tar) of `bytes` bytes into the engine and returns the loaded image
+ * names. `timeoutMs` bounds the wait for the answer once the body is sent, and any stall.
+ */
+export async function loadImages(dockerHost: string, body: Readable, bytes: number, timeoutMs: number): Promise<string[]> {
+  const t = engineTarget(dockerHost)
+  const res = await nodeRequest({
+    method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs,
+    headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), host: 'docker' },
+  })
+  const text = await readBodyText(res, 4 << 20)
+  return parseLoadAnswer(res.statusCode ?? 0, text)
+}

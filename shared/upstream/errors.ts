@@ -1,0 +1,23 @@
+// Maps a failed upstream call to the problem the caller sees: 502, 504 on timeout; never a secret.
+import { HttpError } from '../contract/http-error'
+
+/** True when `e` is a timeout of fetch/ofetch (AbortSignal.timeout). */
+export function isTimeout(e: unknown): boolean {
+  for (let x = e as { name?: string; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
+    if (x.name === 'TimeoutError') return true
+  }
+  return false
+}
+
+/** The status of an upstream answer carried by an ofetch error, if any. */
+export const upstreamStatus = (e: unknown): number | undefined =>
+  (e as { response?: { status?: number } })?.response?.status ?? (e as { status?: number })?.status
+
+/** A problem for `what` failing at `who` (e.g. "the Resource API", "the CDN"). */
+export function upstreamProblem(who: string, what: string, e: unknown): HttpError {
+  if (e instanceof HttpError) return e
+  if (isTimeout(e)) return new HttpError(504, `${who} did not answer ${what} in time`, { type: 'upstream-timeout', cause: e })
+  const status = upstreamStatus(e)
+  if (status) return new HttpError(502, `${who} answered ${status} to ${what}`, { type: 'upstream-error', extra: { upstreamStatus: status } })
+  return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable', cause: e })
+}
