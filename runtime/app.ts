@@ -55,7 +55,7 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
       }
       return route.fn.mod.fetch(c.req.raw, env, ctx)
     }
-    app.on(route.method, route.path, ...(concerns(route) as []), handler)
+    app.on([route.method], [route.path], ...concerns(route), handler)
   }
   // A known path asked with another method falls through its routes to a 405 naming the allowed ones.
   for (const path of new Set(routes.map((r) => r.path))) {

@@ -1,7 +1,8 @@
 // Entry of dist/runtime.mjs: parse config, build env, serve the built functions, handle signals.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { ConfigError, parseConfig, parseKeyValueLines, type Config } from '../shared/contract/config'
+import { type Config } from '../shared/contract/config'
+import { ConfigError, parseConfig, parseKeyValueLines } from './config'
 import { createLogger } from './bindings/logger'
 import { createEnv } from './env'
 import { loadFunctions, type LoadedFunction } from './registry'

@@ -1,7 +1,7 @@
 // F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, unlock state, loaded functions.
 import { defineFunction } from '../../shared/contract/function'
 import { json } from '../../shared/http/json'
-import { jwtMode } from '../../shared/contract/config'
+import { jwtMode } from '../../shared/contract/jwt-mode'
 import { publicView, readUnlock } from '../../shared/contract/unlock-state'
 import { getAuth, getCdn } from '../../shared/upstream/session'
 

@@ -2,6 +2,7 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { pipeline } from 'node:stream/promises'
 import { dirname, join } from 'node:path'
 import type { BigPartCache, CacheRecord, PartialDownload, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
@@ -115,8 +116,6 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       if (offset > 0) {
         // Copy the tail of a temporary file (upload: the blob past the small part).
         staged = `${final}.${randomBytes(4).toString('hex')}.tmp`
-        const { pipeline } = await import('node:stream/promises')
-        const { createWriteStream } = await import('node:fs')
         await pipeline(createReadStream(source, { start: offset, highWaterMark: READ_CHUNK }), createWriteStream(staged, { mode: 0o600 }))
       }
       await rm(recordOf(folder, filename), { force: true })
@@ -125,7 +124,6 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       if (!fromPath) await rm(`${source}.json`, { force: true })
       await evict()
     },
-
 
     appendPartial: (folder, filename) => createWriteStream(partOf(folder, filename), { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
     readPartial: (folder, filename) => createReadStream(partOf(folder, filename), { highWaterMark: READ_CHUNK }),

@@ -1,7 +1,13 @@
 // The structured JSON logger (pino) with secret fields redacted; used by the runtime only.
 import pino from 'pino'
 import type { Logger } from '../../shared/contract/logger'
-import { REDACT_KEYS } from '../../shared/contract/logger'
+
+/** Field names whose values the logger always replaces with `[redacted]`. */
+export const REDACT_KEYS = [
+  'password', 'token', 'jwt', 'authorization', 'secret', 'salt', 'key', 'keyFragment',
+  'downloader_access_secret', 'uploader_access_secret', 'downloader_access_key', 'uploader_access_key',
+  'accessKeyId', 'secretAccessKey', 'cookie',
+]
 
 const paths = REDACT_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`])
 

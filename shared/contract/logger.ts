@@ -12,10 +12,3 @@ export interface Logger {
   fatal: LogFn
   child(bindings: Record<string, unknown>): Logger
 }
-
-/** Field names whose values the logger always replaces with `[redacted]`. */
-export const REDACT_KEYS = [
-  'password', 'token', 'jwt', 'authorization', 'secret', 'salt', 'key', 'keyFragment',
-  'downloader_access_secret', 'uploader_access_secret', 'downloader_access_key', 'uploader_access_key',
-  'accessKeyId', 'secretAccessKey', 'cookie',
-]

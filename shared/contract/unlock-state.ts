@@ -17,7 +17,7 @@ export interface UnlockStatus {
 }
 
 /** The phases in which a job is still running. */
-export const RUNNING: readonly UnlockPhase[] = ['authenticating', 'fetching_key', 'decrypting', 'loading']
+export const RUNNING: readonly UnlockPhase[] = Object.freeze(['authenticating', 'fetching_key', 'decrypting', 'loading'])
 
 export const idle = (): UnlockStatus => ({ state: 'idle', progress: { bytesDone: 0, bytesTotal: 0 }, images: [], error: null, updatedAt: new Date().toISOString() })
 

@@ -5,8 +5,8 @@ import type { Config } from '../contract/config'
 import { HttpError } from '../contract/http-error'
 import { parseRole, type Role } from './roles'
 
-const EMAIL_CLAIMS = ['email', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress']
-const ROLE_CLAIMS = ['role', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role']
+const EMAIL_CLAIMS = Object.freeze(['email', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress'])
+const ROLE_CLAIMS = Object.freeze(['role', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'])
 const TOLERANCE_S = 60
 
 /** What the loader reads from a token. */

@@ -1,6 +1,6 @@
 // The Resource API's roles: names, numbers, and who may do what (http.md).
 
-export const ROLES = { None: 0, Operator: 10, Validator: 20, CompanionPC: 30, Admin: 40, ResourceUploader: 50, ApiAdmin: 1000 } as const
+export const ROLES = Object.freeze({ None: 0, Operator: 10, Validator: 20, CompanionPC: 30, Admin: 40, ResourceUploader: 50, ApiAdmin: 1000 } as const)
 
 export type Role = keyof typeof ROLES
 
@@ -17,7 +17,7 @@ export function parseRole(value: unknown): Role | null {
 }
 
 /** Roles that may upload resources. */
-export const UPLOAD_ROLES: readonly Role[] = ['Admin', 'ResourceUploader', 'ApiAdmin']
+export const UPLOAD_ROLES: readonly Role[] = Object.freeze(['Admin', 'ResourceUploader', 'ApiAdmin'])
 
 /** May this role load resources? Any role but None. */
 export const mayLoad = (role: Role) => role !== 'None'

@@ -1,6 +1,6 @@
 // Configuration parsing: defaults, one clear line per bad variable, salt precedence.
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig, parseKeyValueLines } from '../../shared/contract/config'
+import { ConfigError, parseConfig, parseKeyValueLines } from '../../runtime/config'
 import { SALTS } from '../helpers/vectors'
 
 describe('config', () => {

@@ -47,6 +47,26 @@ describe('runtime app', () => {
     expect((await na.json()).requestId).toBe(na.headers.get('x-request-id'))
   })
 
+  it('keeps a caller request id of 1–64 letters, digits, "_", "." or "-", and replaces anything else', async () => {
+    const { app } = await makeApp([health, echo])
+    const idOf = async (given: string) => (await app.request('/health', { headers: { 'x-request-id': given } })).headers.get('x-request-id')
+    expect(await idOf('v1.2.3')).toBe('v1.2.3')
+    expect(await idOf('trace_span-7')).toBe('trace_span-7')
+    for (const bad of ['a=b', 'x'.repeat(65), 'a b', 'ünï']) expect(await idOf(bad)).toMatch(/^[0-9a-f-]{36}$/)
+    const problem = await app.request('/teapot', { headers: { 'x-request-id': 'req.42' } })
+    expect(problem.headers.get('x-request-id')).toBe('req.42')
+    expect((await problem.json()).requestId).toBe('req.42')
+  })
+
+  it('answers a known path with a trailing slash 404 (routes are strict), not 405', async () => {
+    const { app } = await makeApp([health])
+    for (const method of ['GET', 'DELETE']) {
+      const r = await app.request('/health/', { method })
+      expect(r.status).toBe(404)
+      expect(r.headers.get('allow')).toBeNull()
+    }
+  })
+
   it('turns HttpError into its problem and anything else into a 500 without a stack', async () => {
     const { app, logs } = await makeApp([echo])
     const t = await app.request('/teapot')
