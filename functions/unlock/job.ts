@@ -21,6 +21,10 @@ function engineMessage(e: unknown, archive: string, dockerHost: string): string 
   if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH') {
     return `the Docker engine at ${dockerHost} could not be reached (${code})`
   }
+  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) {
+    return `the Docker engine at ${dockerHost} failed the TLS handshake (${code}): check DOCKER_CERT_PATH and DOCKER_TLS_VERIFY`
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return `the Docker engine at ${dockerHost} closed the connection (${code})`
   if (e instanceof UpstreamTimeoutError) return `the Docker engine at ${dockerHost} did not answer for ${archive}: ${e.message}`
   if (isBlobError(e)) return `${archive} does not decrypt with the key fragment: ${e.message}`
   return `loading ${archive} into the Docker engine failed (${code ?? (e as Error).name ?? 'error'})`
@@ -70,6 +74,12 @@ export async function runUnlock(env: Env, email: string, password: string, start
       }
     }
 
+    let tls: Awaited<ReturnType<Env['dockerTls']>>
+    try {
+      tls = await env.dockerTls()
+    } catch (e) {
+      return fail((e as Error).message)
+    }
     let done = 0
     let lastWrite = 0
     const images: string[] = []
@@ -93,7 +103,7 @@ export async function runUnlock(env: Env, email: string, password: string, start
       let answered = false
       source.once('end', () => { if (!answered) void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
-        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS))
+        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS, tls))
       } catch (e) {
         source.destroy()
         return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))
