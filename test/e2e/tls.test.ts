@@ -3,7 +3,7 @@
 // upstreams behind a TLS proxy signed by a private CA (NODE_EXTRA_CA_CERTS).
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
@@ -127,6 +127,30 @@ describe('HTTPS on the callers\' port', () => {
     copyFileSync(rotated.key, key)
     await until(async () => (await served()) === fingerprintOf(rotated.cert), 'the rotated certificate')
     expect(p.output()).toContain('TLS certificates reloaded')
+  })
+})
+
+describe('the image', () => {
+  it('its HEALTHCHECK passes over HTTP, HTTPS and mutual TLS, and fails when nothing answers', async () => {
+    const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    const cmd = JSON.parse(/HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])\n/.exec(docker)![1]) as string[]
+    expect(cmd.slice(0, 2)).toEqual(['node', '-e'])
+    const check = (vars: Record<string, string>) => spawnSync(process.execPath, cmd.slice(1), { env: { PATH: process.env.PATH, ...vars }, timeout: 10_000 }).status
+    const plain = await start({})
+    expect(check({ PORT: String(plain.port) })).toBe(0)
+    const https = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key })
+    expect(check({ PORT: String(https.port), TLS_CERT_FILE: server.cert })).toBe(0)
+    const mutual = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert })
+    expect(check({ PORT: String(mutual.port), TLS_CERT_FILE: server.cert, TLS_CLIENT_CA_FILE: ca.cert })).toBe(0)
+    await mutual.stop()
+    expect(check({ PORT: String(mutual.port), TLS_CERT_FILE: server.cert, TLS_CLIENT_CA_FILE: ca.cert })).toBe(1)
+    expect(check({ PORT: String(https.port) })).toBe(1) // plain HTTP to the HTTPS port
+  })
+
+  it('the README runs the container with the docker socket\'s group, so the non-root user can reach it', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    expect(readme).toContain('--group-add $(stat -c %g /var/run/docker.sock)')
+    expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^USER loader$/m)
   })
 })
 
