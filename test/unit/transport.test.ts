@@ -11,6 +11,8 @@ import { engineTarget } from '../../functions/unlock/engine'
 import type { Logger } from '../../shared/contract/logger'
 import { makeCa, type Ca, type Pair } from '../helpers/tls'
 import { SALTS } from '../helpers/vectors'
+import { makeApp } from '../helpers/env'
+import statusFn from '../../functions/status/index'
 
 let ca: Ca
 let a: Pair
@@ -70,6 +72,17 @@ describe('start-up checks', () => {
     expect(clear.join('\n')).toMatch(/plain HTTP: the caller token .* travel in clear/)
     expect(securityWarnings(config({ HOST: '0.0.0.0', ...token, TLS_CERT_FILE: '/c', TLS_KEY_FILE: '/k' })).join('\n')).not.toMatch(/plain HTTP/)
     expect(securityWarnings(config({ ...token })).join('\n')).not.toMatch(/plain HTTP/)
+  })
+
+  it('/status carries the plain-HTTP warning and says how callers are authenticated', async () => {
+    const open = await makeApp([statusFn], { HOST: '0.0.0.0', ...token })
+    const st = await (await open.app.request('/status', { headers: { authorization: `Bearer ${token.LOADER_API_TOKEN}` } })).json()
+    expect(st).toMatchObject({ transport: 'http', callerAuth: 'token', insecureOpen: false })
+    expect(st.warnings.join('\n')).toMatch(/plain HTTP: the caller token/)
+    const mutual = await makeApp([statusFn], { HOST: '0.0.0.0', TLS_CERT_FILE: '/c', TLS_KEY_FILE: '/k', TLS_CLIENT_CA_FILE: '/ca' })
+    const ms = await (await mutual.app.request('/status')).json()
+    expect(ms).toMatchObject({ transport: 'https', callerAuth: 'mtls', insecureOpen: false })
+    expect(ms.warnings.join('\n')).not.toMatch(/plain HTTP|caller token/)
   })
 })
 
