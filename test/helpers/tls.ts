@@ -8,7 +8,8 @@ import { createServer as createHttpsServer, request as httpsRequest, type Reques
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
+import { connect as netConnect } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 
 /** Paths of a PEM pair, and their texts. */
 export interface Pair { cert: string; key: string; certPem: string; keyPem: string }
@@ -68,6 +69,21 @@ export async function startTlsProxy(target: string, server: Pair): Promise<{ url
   })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
   return { url: `https://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => { s.closeAllConnections(); s.close() } }
+}
+
+/**
+ * A TCP TLS front for a unix socket (dockerd --tlsverify in front of an engine): callers must
+ * present a certificate signed by `clientCa`. Returns `tcp://127.0.0.1:<port>`.
+ */
+export async function startTlsSocketProxy(socketPath: string, server: Pair, clientCa: string): Promise<{ tcp: string; close(): void }> {
+  const s = createTlsServer({ cert: server.certPem, key: server.keyPem, ca: clientCa, requestCert: true, rejectUnauthorized: true }, (tls) => {
+    const up = netConnect(socketPath)
+    tls.pipe(up).pipe(tls)
+    tls.once('error', () => up.destroy())
+    up.once('error', () => tls.destroy())
+  })
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  return { tcp: `tcp://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => s.close() }
 }
 
 /** TLS options of a test client: the CA it trusts and, for mutual TLS, its certificate. */
