@@ -109,6 +109,7 @@ describe('HTTPS on the callers\' port', () => {
     await until(async () => p.output().includes('"path":"/status"'), 'the access log line')
     const logLine = p.output().split('\n').find((l) => l.includes('"path":"/status"'))!
     expect(JSON.parse(logLine)).toMatchObject({ msg: 'request', status: 200, clientCert: 'O=Loader Tests, CN=device-1' })
+    expect(p.output()).toContain('"msg":"TLS handshake refused"')
   })
 
   it('serves a certificate rewritten in place without SIGHUP, and keeps the old one while the new pair is broken', async () => {
