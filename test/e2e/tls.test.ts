@@ -97,6 +97,8 @@ describe('HTTPS on the callers\' port', () => {
     expect(line({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: rotated.key })).toMatch(/^loader: configuration error: TLS_KEY_FILE: .*does not match/)
     expect(line({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: '/nonexistent/key.pem' })).toMatch(/^loader: configuration error: TLS_KEY_FILE: cannot read .*ENOENT/)
     expect(line({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: server.key })).toMatch(/^loader: configuration error: TLS_CLIENT_CA_FILE: /)
+    // The engine's certificates likewise, read as the Docker CLI reads them.
+    expect(line({ DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/nonexistent' })).toMatch(/^loader: configuration error: DOCKER_CERT_PATH: cannot read \/nonexistent\/cert\.pem/)
   })
 
   it('mutual TLS: no client certificate or one from another CA fails the handshake; a verified one is a credential on its own, logged by subject', async () => {
