@@ -14,10 +14,13 @@ import type { ArchiveFile } from '../../shared/contract/archives'
 /** The signature of a set of archives: names, sizes, mtimes. */
 export const signatureOf = (list: ArchiveFile[]) => JSON.stringify(list.map((a) => [a.name, a.size, Math.round(a.mtimeMs)]))
 
-/** Why an engine call failed, in words: unreachable, or the engine's own message. */
-function engineMessage(e: unknown, archive: string, dockerHost: string): string {
+/** Why an engine call failed, in words: unreachable, refused TLS, or the engine's own message. */
+export function engineMessage(e: unknown, archive: string, dockerHost: string): string {
   if (e instanceof EngineError) return `the Docker engine refused ${archive}: ${e.message}`
   const code = (e as NodeJS.ErrnoException).code
+  if (code === 'EACCES' && dockerHost.startsWith('unix://')) {
+    return `the Docker engine at ${dockerHost} could not be reached (EACCES): the loader's user may not use the socket; in a container, add the socket's group (--group-add $(stat -c %g ${dockerHost.slice(7)}))`
+  }
   if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH') {
     return `the Docker engine at ${dockerHost} could not be reached (${code})`
   }

@@ -17,7 +17,7 @@ import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
 import { recoverInterrupted } from '../../runtime/recover'
 import { SALTS } from '../helpers/vectors'
 import { makeCa } from '../helpers/tls'
-import { copyFileSync, rmSync } from 'node:fs'
+import { copyFileSync } from 'node:fs'
 
 const JWT = 'jwt-secret-for-tests-0123456789'
 const USER = { email: 'unlock@example.com', password: 'unlock-pass' }

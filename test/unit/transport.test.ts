@@ -8,6 +8,7 @@ import { securityWarnings } from '../../runtime/env'
 import { createTlsListener } from '../../runtime/tls'
 import { createDockerTls } from '../../runtime/bindings/docker-tls'
 import { engineTarget } from '../../functions/unlock/engine'
+import { engineMessage } from '../../functions/unlock/job'
 import type { Logger } from '../../shared/contract/logger'
 import { makeCa, type Ca, type Pair } from '../helpers/tls'
 import { SALTS } from '../helpers/vectors'
@@ -134,5 +135,15 @@ describe('engine over TLS', () => {
     rmSync(join(dir, 'ca.pem'))
     copyFileSync(client.key, join(dir, 'key.pem'))
     expect(() => createDockerTls(config(on))).toThrow(/^DOCKER_CERT_PATH: cannot read .*ca\.pem/)
+  })
+})
+
+describe('engine errors', () => {
+  const err = (code: string) => Object.assign(new Error(code), { code })
+  it('says how the non-root user reaches the socket when it is refused (EACCES), and names a failed TLS handshake', () => {
+    expect(engineMessage(err('EACCES'), 'a.enc', 'unix:///var/run/docker.sock'))
+      .toBe('the Docker engine at unix:///var/run/docker.sock could not be reached (EACCES): the loader\'s user may not use the socket; in a container, add the socket\'s group (--group-add $(stat -c %g /var/run/docker.sock))')
+    expect(engineMessage(err('ENOENT'), 'a.enc', 'unix:///x.sock')).toBe('the Docker engine at unix:///x.sock could not be reached (ENOENT)')
+    expect(engineMessage(err('ERR_TLS_CERT_ALTNAME_INVALID'), 'a.enc', 'tcp://h:2376')).toMatch(/failed the TLS handshake \(ERR_TLS_CERT_ALTNAME_INVALID\): check DOCKER_CERT_PATH/)
   })
 })
