@@ -27,6 +27,8 @@ COPY --from=build --chown=loader:loader /src/dist ./dist
 USER loader
 VOLUME ["/var/lib/loader"]
 EXPOSE 8080
+# /health over HTTP, or over HTTPS when TLS_CERT_FILE is set (its own certificate, not verified: it is
+# loopback); with mutual TLS the check has no client certificate, so a completed handshake counts.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "-e", "const e=process.env,p=+(e.PORT||8080),no=()=>process.exit(1);if(!e.TLS_CERT_FILE)fetch('http://127.0.0.1:'+p+'/health').then(r=>process.exit(r.ok?0:1),no);else if(e.TLS_CLIENT_CA_FILE)require('tls').connect({host:'127.0.0.1',port:p,rejectUnauthorized:false},()=>process.exit(0)).on('error',no);else require('https').get({host:'127.0.0.1',port:p,path:'/health',rejectUnauthorized:false},r=>process.exit(r.statusCode===200?0:1)).on('error',no)"]
 CMD ["node", "dist/runtime.mjs"]

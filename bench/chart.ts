@@ -9,7 +9,7 @@ import { MiB, mibps, type Row } from './lib'
 function points(rows: Row[]) {
   const out: { series: string; sizeMiB: number; mibps: number; rssMiB?: number }[] = []
   for (const r of rows) {
-    const series = r.area === 'crypto' ? 'stream decrypt (ours)' : r.area === 'load (warm)' && r.what.includes('steady') ? 'warm /load' : r.area === 'unlock' ? 'unlock' : null
+    const series = r.area === 'crypto' ? 'stream decrypt (ours)' : r.area === 'load (warm)' && r.what.includes('steady') ? (r.what.includes('HTTPS') ? 'warm /load over HTTPS' : 'warm /load') : r.area === 'unlock' ? 'unlock' : null
     if (!series) continue
     out.push({ series, sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.ms), rssMiB: r.peakRssMiB })
     if (r.area === 'crypto' && r.refMs) out.push({ series: 'openssl enc -d', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })

@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { startStack, RESOURCE_AES } from '../test/helpers/stack'
 import { MiB, OUT, opensslDecryptMs, randomFile, timeCommand, type Row, peakRss } from './lib'
+import { makeCa } from '../test/helpers/tls'
 
 
 const ADMIN = ['bench@example.com', 'bench-password']
@@ -11,6 +12,10 @@ export async function benchFlows(sizes: number[]): Promise<Row[]> {
   const rows: Row[] = []
   // moto (Python) needs tens of seconds to store a GiB: timeouts fit the bench, not the tests.
   const s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'ApiAdmin'] }, { MAX_CONCURRENT_TRANSFERS: '64', CDN_TIMEOUT_MS: '300000', API_TIMEOUT_MS: '60000' })
+  // The HTTPS rows: a CA and a certificate for 127.0.0.1 made with openssl, as in the tests.
+  const ca = makeCa('Loader Bench CA')
+  const cert = ca.issue('bench-server', 'server')
+  const tlsVars = { TLS_CERT_FILE: cert.cert, TLS_KEY_FILE: cert.key }
   try {
     s.setCdnYaml({ host: s.moto.url })
     const login = async () => {
@@ -49,9 +54,18 @@ export async function benchFlows(sizes: number[]): Promise<Row[]> {
       const rss = peakRss(s.loader.child.pid!)
       rows.push({ area: 'load (warm)', what: '/load over loopback HTTP, cached, steady state', bytes: size, ms: steady.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: rss, target: 'ratio ≥ 0.6' })
       rows.push({ area: 'load (warm)', what: 'first /load of a freshly started process', bytes: size, ms: first.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: rss })
+
+      // The same steady-state warm load over HTTPS (TLS_CERT_FILE): what transport security costs.
+      await s.restartLoader(tlsVars)
+      const tls = ['--cacert', ca.cert]
+      await curl([...tls, '-o', '/dev/null', '-H', 'content-type: application/json', '-d', JSON.stringify({ email: ADMIN[0], password: ADMIN[1] }), `${s.loader.url}/login`])
+      await curl([...tls, '-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      const overTls = await curl([...tls, '-o', '/dev/null', '-X', 'POST', `${s.loader.url}/load/${name}`])
+      rows.push({ area: 'load (warm)', what: '/load over loopback HTTPS (TLS_CERT_FILE), cached, steady state', bytes: size, ms: overTls.ms, refName: 'openssl enc -d', refMs: ossl, peakRssMiB: peakRss(s.loader.child.pid!), target: 'ratio ≥ 0.6' })
     }
   } finally {
     await s.stop()
+    ca.remove()
   }
   return rows
 }

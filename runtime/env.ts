@@ -12,6 +12,7 @@ import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
+import { createDockerTls } from './bindings/docker-tls'
 
 declare const __LOADER_VERSION__: string | undefined
 
@@ -23,11 +24,19 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 /** Start-up checks that refuse to start or warn; returns the warnings. */
 export function securityWarnings(config: Config): string[] {
   const warnings: string[] = []
-  if (!LOOPBACK.test(config.HOST) && !config.LOADER_API_TOKEN) {
+  const loopback = LOOPBACK.test(config.HOST)
+  // A caller credential is the token or, with mutual TLS, a verified client certificate.
+  if (!loopback && !config.LOADER_API_TOKEN && !config.TLS_CLIENT_CA_FILE) {
     if (!config.LOADER_INSECURE_OPEN) {
-      throw new Error(`HOST: ${config.HOST} is not loopback; set LOADER_API_TOKEN, or LOADER_INSECURE_OPEN=true to serve without a caller token`)
+      throw new Error(`HOST: ${config.HOST} is not loopback; set LOADER_API_TOKEN (or TLS_CLIENT_CA_FILE for mutual TLS), or LOADER_INSECURE_OPEN=true to serve without a caller credential`)
     }
     warnings.push(`serving on ${config.HOST} without a caller token (LOADER_INSECURE_OPEN=true)`)
+  }
+  if (!loopback && !config.TLS_CERT_FILE) {
+    warnings.push(`serving on ${config.HOST} over plain HTTP: the caller token and every decrypted model travel in clear; set TLS_CERT_FILE and TLS_KEY_FILE`)
+  }
+  if (config.DOCKER_TLS_VERIFY && !config.DOCKER_HOST.startsWith('tcp://')) {
+    warnings.push('DOCKER_TLS_VERIFY applies to a tcp:// DOCKER_HOST only: ignored for the unix socket')
   }
   if (jwtMode(config) === 'unverified') {
     warnings.push('JWT signatures are not verified: set JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL')
@@ -41,6 +50,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
   const cacheDir = resolve(config.CACHE_DIR)
   await prepareCacheDir(cacheDir)
   const warnings = securityWarnings(config)
+  const dockerTls = createDockerTls(config)
   for (const w of warnings) log.warn(w)
   const hardware = createHardware(config.HARDWARE_FINGERPRINT)
   // Detect in the background so the first flow does not wait; report a generic fingerprint.
@@ -60,6 +70,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     clock: createClock(),
     log,
     hardware,
+    dockerTls,
     functions,
     warnings,
   }

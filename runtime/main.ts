@@ -7,6 +7,7 @@ import { createLogger } from './bindings/logger'
 import { createEnv } from './env'
 import { loadFunctions, type LoadedFunction } from './registry'
 import { startRuntime } from './server'
+import { createTlsListener, type TlsListener } from './tls'
 import { recoverInterrupted } from './recover'
 import { applyV8Flags, mallocWarning } from './memory-settings'
 
@@ -32,14 +33,27 @@ const log = createLogger(config.LOG_LEVEL)
 const holder: { current: LoadedFunction[] } = { current: [] }
 const dir = resolve(config.FUNCTIONS_DIR)
 
+/** A file named by a variable that cannot be used stops the start like a malformed value. */
+function exitOnConfigError(e: unknown): void {
+  if (!(e instanceof ConfigError)) return
+  process.stderr.write(`loader: configuration error: ${e.message}\n`)
+  process.exit(78)
+}
+
 try {
+  let tls: TlsListener | undefined
+  if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
+    tls = createTlsListener({ cert: config.TLS_CERT_FILE, key: config.TLS_KEY_FILE, clientCa: config.TLS_CLIENT_CA_FILE }, log)
+  }
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
   const runtime = await startRuntime({
     env,
     load: (previous) => loadFunctions(dir, previous),
     watchDir: dir,
     onReady: recoverInterrupted,
+    tls,
   }, holder)
+  tls?.watch()
   log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
   setImmediate(() => {
     // A process report takes milliseconds: it is made only when the settings are missing.
@@ -51,17 +65,23 @@ try {
     }
   })
 
-  process.on('SIGHUP', () => void runtime.reload())
+  // SIGHUP: reload changed functions and re-read the certificates.
+  process.on('SIGHUP', () => {
+    void runtime.reload()
+    tls?.reload()
+  })
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down: no new connections, letting requests in flight finish')
+    tls?.close()
     runtime.close().then(() => process.exit(0), () => process.exit(1))
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
 } catch (e) {
+  exitOnConfigError(e)
   process.stderr.write(`loader: cannot start: ${(e as Error).message}\n`)
   process.exit(1)
 }

@@ -1,12 +1,15 @@
 // The runtime: one node-server handler in front of a swappable Hono app, reloads, graceful shutdown.
 import { serve, type ServerType } from '@hono/node-server'
 import { watch, type FSWatcher } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Server as TlsServer } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { Env } from '../shared/contract/function'
 import { createApp, errorSummary } from './app'
 import { createRateLimiter } from './middleware/rate-limit'
 import type { LoadedFunction } from './registry'
+import type { TlsListener } from './tls'
 
 /** Options of a running runtime. */
 export interface RuntimeOptions {
@@ -17,6 +20,8 @@ export interface RuntimeOptions {
   watchDir?: string
   /** Runs before the first request is served (e.g. recovery of interrupted jobs). */
   onReady?(env: Env): Promise<void>
+  /** Serve HTTPS only, with these certificates (kept current by the listener). */
+  tls?: TlsListener
 }
 
 /** A started runtime. */
@@ -59,7 +64,15 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     fetch: (req, bindings) => app.fetch(req, bindings),
     hostname: env.config.HOST,
     port: env.config.PORT,
+    ...(opts.tls ? { createServer: createHttpsServer, serverOptions: opts.tls.options } : {}),
   })
+  if (opts.tls) {
+    opts.tls.attach(server as TlsServer)
+    // A refused handshake (no or a wrong client certificate, plain HTTP, an old TLS version) never reaches the app.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) => {
+      env.log.info({ client: socket.remoteAddress, code: err.code }, 'TLS handshake refused')
+    })
+  }
   server.on('request', (_req, res) => {
     inflight.add(res)
     res.once('close', () => inflight.delete(res))
@@ -83,7 +96,7 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
   const { port } = server.address() as AddressInfo
   const host = env.config.HOST.includes(':') ? `[${env.config.HOST}]` : env.config.HOST
   return {
-    url: `http://${host}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     port,
     functions: () => holder.current,
     reload,

@@ -25,8 +25,10 @@ export default defineFunction({
       resourceApi: config.RESOURCE_API_URL ? 'configured' : 'not-configured',
       hardware: hardware?.source ?? 'unavailable',
       hardwareUnknown: hardware?.unknown ?? [],
-      callerAuth: config.LOADER_API_TOKEN ? 'token' : 'off',
-      insecureOpen: config.LOADER_INSECURE_OPEN && !config.LOADER_API_TOKEN,
+      // With mutual TLS every connection carries a verified certificate, which suffices on its own.
+      callerAuth: config.TLS_CLIENT_CA_FILE ? 'mtls' : config.LOADER_API_TOKEN ? 'token' : 'off',
+      transport: config.TLS_CERT_FILE ? 'https' : 'http',
+      insecureOpen: config.LOADER_INSECURE_OPEN && !config.LOADER_API_TOKEN && !config.TLS_CLIENT_CA_FILE,
       clockOffsetMs: env.clock.offsetMs(),
       warnings: env.warnings,
       unlock: publicView(unlock),

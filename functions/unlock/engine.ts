@@ -1,11 +1,12 @@
-// Docker Engine API client for `POST /images/load` over a unix socket or TCP (no CLI, no shell).
+// Docker Engine API client for `POST /images/load` over a unix socket, TCP or TCP with TLS (no CLI, no shell).
 import type { Readable } from 'node:stream'
+import type { DockerTls } from '../../shared/contract/docker-tls'
 import { nodeRequest, readBodyText } from '../../shared/upstream/node-request'
 
-/** Where DOCKER_HOST points: a socket path or a base URL. */
-export function engineTarget(dockerHost: string): { socketPath?: string; base: string } {
+/** Where DOCKER_HOST points: a socket path or a base URL (https when TLS material is given, as the CLI does). */
+export function engineTarget(dockerHost: string, tls?: DockerTls): { socketPath?: string; base: string } {
   if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length), base: 'http://docker' }
-  return { base: dockerHost.replace(/^tcp:\/\//, 'http://').replace(/\/+$/, '') }
+  return { base: dockerHost.replace(/^tcp:\/\//, tls ? 'https://' : 'http://').replace(/\/+$/, '') }
 }
 
 /** An engine failure with the engine's own message. */
@@ -39,11 +40,12 @@ export function parseLoadAnswer(status: number, text: string): string[] {
  * Streams a docker-archive (tar) of `bytes` bytes into the engine and returns the loaded image
  * names. `timeoutMs` bounds the wait for the answer once the body is sent, and any stall.
  */
-export async function loadImages(dockerHost: string, body: Readable, bytes: number, timeoutMs: number): Promise<string[]> {
-  const t = engineTarget(dockerHost)
+export async function loadImages(dockerHost: string, body: Readable, bytes: number, timeoutMs: number, tls?: DockerTls): Promise<string[]> {
+  const t = engineTarget(dockerHost, tls)
+  // Over TCP the Host header stays host:port: node:https checks the engine's certificate against it.
   const res = await nodeRequest({
-    method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs,
-    headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), host: 'docker' },
+    method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs, tls,
+    headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), ...(t.socketPath ? { host: 'docker' } : {}) },
   })
   const text = await readBodyText(res, 4 << 20)
   return parseLoadAnswer(res.statusCode ?? 0, text)

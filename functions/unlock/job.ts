@@ -14,13 +14,20 @@ import type { ArchiveFile } from '../../shared/contract/archives'
 /** The signature of a set of archives: names, sizes, mtimes. */
 export const signatureOf = (list: ArchiveFile[]) => JSON.stringify(list.map((a) => [a.name, a.size, Math.round(a.mtimeMs)]))
 
-/** Why an engine call failed, in words: unreachable, or the engine's own message. */
-function engineMessage(e: unknown, archive: string, dockerHost: string): string {
+/** Why an engine call failed, in words: unreachable, refused TLS, or the engine's own message. */
+export function engineMessage(e: unknown, archive: string, dockerHost: string): string {
   if (e instanceof EngineError) return `the Docker engine refused ${archive}: ${e.message}`
   const code = (e as NodeJS.ErrnoException).code
+  if (code === 'EACCES' && dockerHost.startsWith('unix://')) {
+    return `the Docker engine at ${dockerHost} could not be reached (EACCES): the loader's user may not use the socket; in a container, add the socket's group (--group-add $(stat -c %g ${dockerHost.slice(7)}))`
+  }
   if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH') {
     return `the Docker engine at ${dockerHost} could not be reached (${code})`
   }
+  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) {
+    return `the Docker engine at ${dockerHost} failed the TLS handshake (${code}): check DOCKER_CERT_PATH and DOCKER_TLS_VERIFY`
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return `the Docker engine at ${dockerHost} closed the connection (${code})`
   if (e instanceof UpstreamTimeoutError) return `the Docker engine at ${dockerHost} did not answer for ${archive}: ${e.message}`
   if (isBlobError(e)) return `${archive} does not decrypt with the key fragment: ${e.message}`
   return `loading ${archive} into the Docker engine failed (${code ?? (e as Error).name ?? 'error'})`
@@ -70,6 +77,12 @@ export async function runUnlock(env: Env, email: string, password: string, start
       }
     }
 
+    let tls: Awaited<ReturnType<Env['dockerTls']>>
+    try {
+      tls = await env.dockerTls()
+    } catch (e) {
+      return fail((e as Error).message)
+    }
     let done = 0
     let lastWrite = 0
     const images: string[] = []
@@ -93,7 +106,7 @@ export async function runUnlock(env: Env, email: string, password: string, start
       let answered = false
       source.once('end', () => { if (!answered) void save({ state: 'loading', progress: { bytesDone: done, bytesTotal: total } }) })
       try {
-        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS))
+        images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS, tls))
       } catch (e) {
         source.destroy()
         return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))

@@ -45,7 +45,25 @@ export const ConfigSchema = v.pipe(
     SHUTDOWN_GRACE_MS: intIn(0, 600000, 10000),
     LOG_LEVEL: v.optional(v.picklist(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info'),
     FUNCTIONS_DIR: v.optional(v.pipe(v.string(), v.minLength(1)), 'dist'),
+    TLS_CERT_FILE: optionalText,
+    TLS_KEY_FILE: optionalText,
+    TLS_CLIENT_CA_FILE: optionalText,
+    // As the Docker CLI reads it: any non-empty value turns verification on.
+    DOCKER_TLS_VERIFY: v.pipe(v.optional(v.string()), v.transform((s) => Boolean(s))),
+    DOCKER_CERT_PATH: optionalText,
   }),
+  v.forward(
+    v.check((c) => !c.TLS_CERT_FILE || !!c.TLS_KEY_FILE, 'is required when TLS_CERT_FILE is set'),
+    ['TLS_KEY_FILE'],
+  ),
+  v.forward(
+    v.check((c) => !c.TLS_KEY_FILE || !!c.TLS_CERT_FILE, 'is required when TLS_KEY_FILE is set'),
+    ['TLS_CERT_FILE'],
+  ),
+  v.forward(
+    v.check((c) => !c.TLS_CLIENT_CA_FILE || !!c.TLS_CERT_FILE, 'is required when TLS_CLIENT_CA_FILE is set (mutual TLS needs HTTPS)'),
+    ['TLS_CERT_FILE'],
+  ),
   v.forward(
     v.check((c) => [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWKS_URL].filter(Boolean).length <= 1,
       'set at most one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'),

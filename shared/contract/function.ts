@@ -4,6 +4,7 @@ import type { Config } from './config'
 import type { Logger } from './logger'
 import type { BigPartCache } from './cache'
 import type { Archives } from './archives'
+import type { DockerTls } from './docker-tls'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -63,6 +64,8 @@ export interface Env {
   clock: Clock
   log: Logger
   hardware(): Promise<Hardware>
+  /** The engine's TLS material (DOCKER_TLS_VERIFY with a tcp:// DOCKER_HOST), else undefined. */
+  dockerTls(): Promise<DockerTls | undefined>
   functions(): FunctionInfo[]
   /** Start-up warnings worth showing in `/status` (e.g. insecure open). */
   warnings: string[]

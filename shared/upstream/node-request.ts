@@ -17,6 +17,11 @@ export interface NodeRequest {
    */
   timeoutMs?: number
   signal?: AbortSignal
+  /**
+   * TLS material for an https URL: `ca` replaces the default trust store (Docker's ca.pem), `cert`
+   * and `key` are a client certificate. Without it the default store, with NODE_EXTRA_CA_CERTS, applies.
+   */
+  tls?: { ca?: string; cert?: string; key?: string }
 }
 
 /** A timeout waiting for an upstream answer (mapped to 504). */
@@ -29,7 +34,7 @@ export function nodeRequest(opts: NodeRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const url = new URL(opts.url)
     // Looked up at call time (not a named import), so instrumentation of the module object applies.
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal })
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal, ...opts.tls })
     let timer: NodeJS.Timeout | undefined
     if (opts.timeoutMs) {
       const ms = opts.timeoutMs

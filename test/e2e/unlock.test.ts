@@ -9,6 +9,8 @@ import { aesKey } from '../../shared/crypto/blob'
 import { opensslEncrypt } from '../helpers/openssl'
 import { startPodman, type Podman } from '../helpers/podman'
 import { post, startStack, type Stack } from '../helpers/stack'
+import { makeCa, startTlsSocketProxy } from '../helpers/tls'
+import { copyFileSync } from 'node:fs'
 
 const USER = ['unlock@example.com', 'unlock-pass-1']
 const FRAGMENT = `fragment-${randomBytes(8).toString('hex')}`
@@ -78,5 +80,41 @@ describe('unlock into podman', () => {
     const st = await settle(s.loader.url)
     expect(st.state).toBe('error')
     expect(st.error).toMatch(/the Docker engine refused image\.enc: .*(payload does not match|invalid tar header)/)
+  })
+
+  it('over tcp:// with DOCKER_TLS_VERIFY: the engine behind TLS verified both ways, as the Docker CLI reaches it', async () => {
+    const ca = makeCa('Engine CA')
+    const other = makeCa('Other CA')
+    const front = await startTlsSocketProxy(podman.socket, ca.issue('engine', 'server'), ca.certPem)
+    try {
+      const certDir = (issuer: typeof ca, name: string) => {
+        const d = mkdtempSync(join(tmpdir(), 'docker-certs-'))
+        const client = issuer.issue(name, 'client')
+        copyFileSync(ca.cert, join(d, 'ca.pem'))
+        copyFileSync(client.cert, join(d, 'cert.pem'))
+        copyFileSync(client.key, join(d, 'key.pem'))
+        return d
+      }
+      try { podman.cli(['rmi', IMAGE]) } catch { /* not loaded */ }
+      const vars = { UNLOCK_ARCHIVE: good, DOCKER_HOST: front.tcp, DOCKER_TLS_VERIFY: '1' }
+      // A client certificate the engine's CA did not sign: the handshake fails, nothing is loaded.
+      await s.restartLoader({ ...vars, DOCKER_CERT_PATH: certDir(other, 'stranger') })
+      await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })
+      const refused = await settle(s.loader.url)
+      expect(refused.state).toBe('error')
+      expect(refused.error).toContain(`Docker engine at ${front.tcp}`)
+      expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).not.toContain(IMAGE)
+
+      await s.restartLoader({ ...vars, DOCKER_CERT_PATH: certDir(ca, 'loader') })
+      await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })
+      const st = await settle(s.loader.url)
+      expect(st).toMatchObject({ state: 'ready', error: null })
+      expect(st.images).toContain(IMAGE)
+      expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGE)
+    } finally {
+      front.close()
+      ca.remove()
+      other.remove()
+    }
   })
 })

@@ -1,5 +1,8 @@
-// A fake Docker engine on a unix socket: answers /images/load like dockerd or podman, or fails on demand.
-import { createServer, type Server } from 'node:http'
+// A fake Docker engine on a unix socket, or on TCP with TLS verified both ways (dockerd --tlsverify):
+// answers /images/load like dockerd or podman, or fails on demand.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +12,8 @@ export type EngineMode = 'podman' | 'dockerd' | 'podman-error' | 'dockerd-error'
 
 export interface FakeEngine {
   socket: string
+  /** `tcp://127.0.0.1:<port>` when started with TLS. */
+  tcp?: string
   mode: EngineMode
   /** SHA-256 and size of every body received. */
   received: { sha256: string; bytes: number; contentType?: string }[]
@@ -17,10 +22,11 @@ export interface FakeEngine {
   close(): Promise<void>
 }
 
-export async function startFakeEngine(mode: EngineMode = 'podman', images = ['localhost/demo:1']): Promise<FakeEngine> {
+/** With `tls` (PEM texts), the engine listens on loopback TCP and requires a client certificate signed by `tls.ca`. */
+export async function startFakeEngine(mode: EngineMode = 'podman', images = ['localhost/demo:1'], tls?: { cert: string; key: string; ca: string }): Promise<FakeEngine> {
   const socket = join(mkdtempSync(join(tmpdir(), 'engine-')), 'docker.sock')
   const engine: FakeEngine = { socket, mode, received: [], delayMs: 0, close: async () => {} }
-  const server: Server = createServer(async (req, res) => {
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'POST' || !req.url?.startsWith('/images/load')) {
       res.writeHead(404).end('{"message":"not found"}')
       return
@@ -42,8 +48,14 @@ export async function startFakeEngine(mode: EngineMode = 'podman', images = ['lo
       case 'dockerd-error': res.writeHead(200).end(JSON.stringify({ errorDetail: { message: 'invalid tar header' }, error: 'invalid tar header' })); break
       case 'sink': res.writeHead(200).end(JSON.stringify({ stream: 'Loaded image ID: sha256:' + '0'.repeat(64) })); break
     }
-  })
-  await new Promise<void>((r) => server.listen(socket, r))
+  }
+  const server: Server = tls ? createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handler) : createServer(handler)
+  if (tls) {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    engine.tcp = `tcp://127.0.0.1:${(server.address() as AddressInfo).port}`
+  } else {
+    await new Promise<void>((r) => server.listen(socket, r))
+  }
   engine.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()) })
   return engine
 }

@@ -35,6 +35,15 @@ export async function waitFor(url: string, ms = 15_000, init?: RequestInit): Pro
   }
 }
 
+/** Polls `text()` until it contains `needle`. */
+async function waitForLine(text: () => string, needle: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!text().includes(needle)) {
+    if (Date.now() > end) throw new Error(`no ${needle} in ${ms} ms: ${text()}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
 /** A running loader process, with everything it printed. */
 export interface LoaderProcess {
   url: string
@@ -59,10 +68,13 @@ export async function startLoader(vars: Record<string, string> = {}): Promise<Lo
   child.stdout!.on('data', (d) => { out += d })
   child.stderr!.on('data', (d) => { out += d })
   const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)))
-  const url = `http://127.0.0.1:${port}`
+  const tls = Boolean(vars.TLS_CERT_FILE)
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
   const headers = vars.LOADER_API_TOKEN ? { authorization: `Bearer ${vars.LOADER_API_TOKEN}` } : undefined
+  // Over HTTPS the test's fetch does not trust the test CA: the listening line says it is up.
+  const up = tls ? waitForLine(() => out, '"loader listening"') : waitFor(`${url}/health`, 15_000, { headers })
   try {
-    await Promise.race([waitFor(`${url}/health`, 15_000, { headers }), exited.then((c) => { throw new Error(`loader exited ${c}: ${out}`) })])
+    await Promise.race([up, exited.then((c) => { throw new Error(`loader exited ${c}: ${out}`) })])
   } catch (e) {
     child.kill('SIGKILL')
     throw e

@@ -16,6 +16,8 @@ import { makeApp } from '../helpers/env'
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
 import { recoverInterrupted } from '../../runtime/recover'
 import { SALTS } from '../helpers/vectors'
+import { makeCa } from '../helpers/tls'
+import { copyFileSync } from 'node:fs'
 
 const JWT = 'jwt-secret-for-tests-0123456789'
 const USER = { email: 'unlock@example.com', password: 'unlock-pass' }
@@ -167,6 +169,44 @@ describe('unlock', () => {
     await w3.post()
     expect((await w3.settle()).error).toMatch(/Docker engine at unix:\/\/\/nonexistent\/docker.sock could not be reached \(ENOENT\)/)
     await engine.close()
+  })
+
+  it('reaches an engine on tcp:// with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), verified both ways', async () => {
+    const ca = makeCa('Engine CA')
+    const other = makeCa('Other CA')
+    try {
+      const srv = ca.issue('engine', 'server')
+      const engine = await startFakeEngine('podman', ['localhost/tls:1'], { cert: srv.certPem, key: srv.keyPem, ca: ca.certPem })
+      const certDir = (client: { cert: string; key: string }, trusted: string) => {
+        const d = mkdtempSync(join(tmpdir(), 'docker-certs-'))
+        copyFileSync(trusted, join(d, 'ca.pem'))
+        copyFileSync(client.cert, join(d, 'cert.pem'))
+        copyFileSync(client.key, join(d, 'key.pem'))
+        return d
+      }
+      const plain = randomBytes(5000)
+      const good = await world(engine.tcp!, archives([plain]), { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir(ca.issue('loader', 'client'), ca.cert) })
+      await good.post()
+      expect(await good.settle()).toMatchObject({ state: 'ready', images: ['localhost/tls:1'] })
+      expect(engine.received.map((x) => x.sha256)).toEqual([sha(plain)])
+      // A client certificate the engine does not trust, an engine the CA does not vouch for, no TLS at all: error, nothing loaded.
+      for (const vars of <Record<string, string>[]>[
+        { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir(other.issue('stranger', 'client'), ca.cert) },
+        { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir(ca.issue('loader-2', 'client'), other.cert) },
+        {},
+      ]) {
+        const w = await world(engine.tcp!, archives([plain]), vars)
+        await w.post()
+        const st = await w.settle()
+        expect(st.state).toBe('error')
+        expect(st.error).toMatch(new RegExp(`Docker engine at ${engine.tcp}`))
+      }
+      expect(engine.received).toHaveLength(1)
+      await engine.close()
+    } finally {
+      ca.remove()
+      other.remove()
+    }
   })
 
   it('bad credentials end in error without touching the engine', async () => {

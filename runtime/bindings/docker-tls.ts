@@ -1,0 +1,31 @@
+// The env.dockerTls binding: DOCKER_CERT_PATH's ca.pem, cert.pem and key.pem, as the Docker CLI reads them.
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import type { Config } from '../../shared/contract/config'
+import type { DockerTls } from '../../shared/contract/docker-tls'
+import { readCertificates, readTls } from '../tls'
+
+/** The folder of the engine's certificates: DOCKER_CERT_PATH, else ~/.docker (the CLI's default). */
+export const dockerCertPath = (config: Config) => config.DOCKER_CERT_PATH ?? join(homedir(), '.docker')
+
+/** True when the engine is reached over TCP with TLS verified both ways. */
+export const dockerTlsOn = (config: Config) => config.DOCKER_TLS_VERIFY && config.DOCKER_HOST.startsWith('tcp://')
+
+/** Reads and checks the three files now; throws ConfigError naming DOCKER_CERT_PATH. */
+export function readDockerTls(dir: string): DockerTls {
+  const names = { cert: 'DOCKER_CERT_PATH', key: 'DOCKER_CERT_PATH', clientCa: 'DOCKER_CERT_PATH' }
+  const m = readTls({ cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), names })
+  const ca = readCertificates(names.clientCa, join(dir, 'ca.pem')).pem
+  return { ca, cert: String(m.context.cert), key: String(m.context.key) }
+}
+
+/**
+ * The binding: undefined unless DOCKER_TLS_VERIFY and a tcp:// DOCKER_HOST; otherwise the files,
+ * re-read on every call (an unlock is rare and the files may be rotated), checked once at start.
+ */
+export function createDockerTls(config: Config): () => Promise<DockerTls | undefined> {
+  if (!dockerTlsOn(config)) return async () => undefined
+  const dir = dockerCertPath(config)
+  readDockerTls(dir)
+  return async () => readDockerTls(dir)
+}
