@@ -130,6 +130,31 @@ describe('load', () => {
     expect((await w.req('/load/m.bin')).status).toBe(504)
   })
 
+  it('retries a read after a timeout with a new attempt each time (API_READ_RETRIES=2 is three calls)', async () => {
+    const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '2' })
+    const plain = w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    let calls = 0
+    const isSmall = async (request: Request) => ((await request.clone().json()) as { fileName: string }).fileName === 'm.bin.small'
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      if (await isSmall(request) && ++calls <= 2) await delay(1000)
+      return undefined
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(calls).toBe(3)
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
+    calls = 0
+    server.resetHandlers(w.api.handler, ...w.cdn.handlers)
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      if (await isSmall(request)) { calls++; await delay(1000) }
+      return undefined
+    }))
+    const r2 = await w.req('/load/m.bin')
+    expect(r2.status).toBe(504)
+    expect(calls).toBe(3)
+  })
+
   it('resumes the big part after a connection reset mid-body, with Range and If-Match', async () => {
     const w = await contractWorld()
     const plain = w.seed('m.bin', randomBytes(300_000))
