@@ -1,6 +1,7 @@
 // The big-part cache on disk: CACHE_DIR/cache/<folder>/<file>.big, records beside, partials in tmp.
 // Holds (open descriptors) keep a part a request reads safe from eviction; commits and eviction run
 // one at a time; partial downloads count against the bound and stale ones are removed.
+import type { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, utimes, type FileHandle } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -129,6 +130,8 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
   /** A hold over an open descriptor; the path's hold count was already taken by the caller. */
   function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number): HeldPart {
     let holds = 1
+    // Each read stream of the handle listens for its close: many loads may share one download.
+    ;(fh as unknown as EventEmitter).setMaxListeners(0)
     const drop = () => {
       if (--holds > 0) return
       fh.close().catch(() => {})
