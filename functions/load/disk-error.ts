@@ -1,4 +1,4 @@
-// Local write failures while caching a big part: a full disk is 507, an unwritable cache a clear 500.
+// Local write failures while caching a big part: 507, naming the code (a full disk or an unwritable cache).
 import { HttpError } from '../../shared/contract/http-error'
 
 const isFull = (code: string) => code === 'ENOSPC' || code === 'EDQUOT'
@@ -15,5 +15,6 @@ export function diskProblem(code: string, what: string, cause: unknown): HttpErr
   if (isFull(code)) {
     return new HttpError(507, `the device's disk is full (${code}): the ${what} cannot be cached; free space or lower CACHE_MAX_BYTES`, { type: 'disk-full', cause })
   }
-  return new HttpError(500, `the cache under CACHE_DIR cannot be written (${code}): the ${what} cannot be cached`, { type: 'cache-not-writable', cause })
+  // Not a bug of the loader (a 500 would say so), but storage it cannot use: 507 as well.
+  return new HttpError(507, `the cache under CACHE_DIR cannot be written (${code}): the ${what} cannot be cached; check the volume`, { type: 'cache-not-writable', cause })
 }

@@ -5,7 +5,7 @@ import type { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, utimes, type FileHandle } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
+import { dirname, join, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { BigPartCache, CacheRecord, HeldPart, PartialFile, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
@@ -24,6 +24,24 @@ async function readJsonFile<T>(path: string): Promise<T | null> {
 }
 
 const list = (dir: string) => readdir(dir).catch(() => [] as string[])
+
+/** mkdir -p that reports the real cause: a recursive mkdir on a read-only volume says ENOENT, not EROFS. */
+async function ensureDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    return
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+  }
+  // One level at a time from the root, so the first level that cannot be made says why.
+  let path = ''
+  for (const part of dir.split(sep)) {
+    path = path ? join(path, part) : part || sep
+    await mkdir(path, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e
+    })
+  }
+}
 
 /** One file eviction may remove: a cached part (with its record) or a partial download (with its ETag). */
 interface Entry { path: string; side: string; bytes: number; used: number; partial: boolean }
@@ -231,7 +249,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       return {
         path,
         async state() {
-          await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+          await ensureDir(dirname(path))
           const fh = await open(path, 'a', 0o600)
           await fh.close()
           const s = await stat(path)
@@ -240,7 +258,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
         },
         setEtag: (etag) => writeAtomic(meta, JSON.stringify({ etag })),
         async reset() {
-          await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+          await ensureDir(dirname(path))
           await rm(meta, { force: true })
           await truncate(path, 0).catch(async (e) => {
             if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
@@ -251,7 +269,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
         read: () => createReadStream(path, { highWaterMark: READ_CHUNK }),
         async commit(record) {
           const final = pathOf(folder, filename)
-          await mkdir(dirname(final), { recursive: true })
+          await ensureDir(dirname(final))
           count(held, final, 1)
           let fh: FileHandle | undefined
           try {
@@ -284,7 +302,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
 
     async commit(folder, filename, record, fromPath, offset = 0) {
       const final = pathOf(folder, filename)
-      await mkdir(dirname(final), { recursive: true })
+      await ensureDir(dirname(final))
       let staged = fromPath
       if (offset > 0) {
         // Copy the tail of a temporary file (upload: the blob past the small part).

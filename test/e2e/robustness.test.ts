@@ -138,7 +138,7 @@ describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
 })
 
 describe('a full disk during a cold load', () => {
-  it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving', async () => {
+  it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
     await s.restartLoader({ CACHE_DIR: tmpfsDir })
     await login()
     await seed('full.bin', 12 * MiB)
@@ -155,6 +155,20 @@ describe('a full disk during a cold load', () => {
     const ok = await load('fits.bin')
     expect(ok.status).toBe(200)
     expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(sha(small))
+    // A cache that cannot be written at all (read-only volume) is a 507 that names the code, not a CDN failure.
+    await seed('readonly.bin', MiB)
+    expect(spawnSync('mount', ['-o', 'remount,ro', tmpfsDir]).status).toBe(0)
+    try {
+      const ro = await load('readonly.bin')
+      expect(ro.status).toBe(507)
+      expect((await ro.json()).detail).toMatch(/cannot be written \(EROFS\)/)
+      const warm = await load('fits.bin')
+      expect(warm.status).toBe(200)
+      await warm.arrayBuffer()
+    } finally {
+      spawnSync('mount', ['-o', 'remount,rw', tmpfsDir])
+    }
+    expect(s.loader.child.exitCode).toBeNull()
     await s.restartLoader({ CACHE_DIR: freshDir() })
   })
 })
