@@ -140,9 +140,10 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
     return queued
   }
 
+  /** An eviction pass whose failure (e.g. a read-only volume) is logged, never a failed commit. */
+  const evictQuietly = () => evict().catch((e) => { log?.error({ err: String(e) }, 'cache eviction failed') })
   const evictLater = () => {
-    if (!overBound) return
-    evict().catch((e) => log?.error({ err: String(e) }, 'cache eviction failed'))
+    if (overBound) void evictQuietly()
   }
 
   /** A hold over an open descriptor; the path's hold count was already taken by the caller. */
@@ -196,7 +197,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
   }
 
   // Bring the cache under its bound at start (CACHE_MAX_BYTES may have shrunk; partials count).
-  evict().catch((e) => log?.error({ err: String(e) }, 'cache eviction failed'))
+  void evictQuietly()
 
   return {
     root,
@@ -278,7 +279,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
             await rm(meta, { force: true })
             await rmdir(dirname(path)).catch(() => {})
             const part = heldPart(final, fh, record, (await fh.stat()).size)
-            await evict()
+            await evictQuietly()
             return part
           } catch (e) {
             await fh?.close().catch(() => {})
@@ -315,7 +316,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
         }
       }
       await place(folder, filename, staged, record)
-      await evict()
+      await evictQuietly()
     },
 
     temp(label): TempFile {
