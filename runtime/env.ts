@@ -48,7 +48,7 @@ export function securityWarnings(config: Config): string[] {
 /** Creates the bindings. `functions` is read on every call, so reloads show at once. */
 export async function createEnv(config: Config, log: Logger, functions: () => FunctionInfo[]): Promise<Env> {
   const cacheDir = resolve(config.CACHE_DIR)
-  await prepareCacheDir(cacheDir)
+  await prepareCacheDir(cacheDir, log)
   const warnings = securityWarnings(config)
   const dockerTls = createDockerTls(config)
   for (const w of warnings) log.warn(w)

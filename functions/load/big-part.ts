@@ -2,7 +2,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { CacheRecord } from '../../shared/contract/cache'
+import type { CacheRecord, HeldPart, PartialFile } from '../../shared/contract/cache'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
@@ -10,6 +10,7 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
+import { diskErrorCode, diskProblem } from './disk-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -17,31 +18,51 @@ const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : 
 export interface SmallPart { sha256: string; bytes: number }
 
 /**
- * Returns the cache record of a big part matching the small part, downloading it when needed.
- * `getManifest` is called only for a download (a warm load makes no extra call).
+ * Returns the cached big part matching the small part, held for the caller (release it when the
+ * response ends), downloading it when needed. `getManifest` is called only for a download (a warm
+ * load makes no extra call). The partial file and the single flight share one key: name and
+ * SHA-256 of the small part.
  */
 export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
-  getManifest: () => Promise<Manifest | null>): Promise<CacheRecord> {
-  const have = await env.cache.record(folder, filename)
-  if (have && have.smallSha256 === small.sha256) return have
-  return env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
-    const again = await env.cache.record(folder, filename)
-    if (again && again.smallSha256 === small.sha256) return again
+  getManifest: () => Promise<Manifest | null>): Promise<HeldPart> {
+  const have = await env.cache.acquire(folder, filename)
+  if (have?.record.smallSha256 === small.sha256) return have
+  have?.release()
+  const shared = await env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
+    const again = await env.cache.acquire(folder, filename)
+    if (again?.record.smallSha256 === small.sha256) return again
+    again?.release()
     const manifest = await getManifest()
     if (!manifest) env.log.warn({ folder, filename }, 'no manifest: this resource is not tamper-evident (an upload older than manifests)')
     else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {
       throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
     }
-    return download(env, cdn, folder, filename, small, manifest)
+    const partial = env.cache.partial(folder, filename, small.sha256)
+    try {
+      return await download(env, cdn, partial, folder, filename, small, manifest)
+    } catch (e) {
+      const code = diskErrorCode(e)
+      if (!code) throw e
+      env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
+      await partial.remove().catch(() => {})
+      throw diskProblem(code, `big part of ${folder}/${filename}`, e)
+    } finally {
+      partial.close()
+    }
   })
+  // Every caller sharing the flight takes its own hold at once (these continuations run in the
+  // microtasks of the flight's settlement); the flight's own hold is dropped after them.
+  const mine = shared.retain()
+  setImmediate(() => shared.release())
+  return mine
 }
 
-async function hashPartial(env: Env, folder: string, filename: string, hash: Hash): Promise<void> {
-  for await (const c of env.cache.readPartial(folder, filename)) hash.update(c as Buffer)
+async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
+  for await (const c of partial.read()) hash.update(c as Buffer)
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
-async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<CacheRecord> {
+async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<HeldPart> {
   const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
@@ -49,11 +70,11 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
   let integrityFailures = 0
   let restarts = 0
   let lastError: unknown
-  for (let attempt = 0; attempt < attempts + 1; attempt++) {
+  for (let attempt = 0; attempt < attempts; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
-    let part = await env.cache.partial(folder, filename)
+    let part = await partial.state()
     if (part.bytes > 0 && !part.etag) {
-      await env.cache.resetPartial(folder, filename)
+      await partial.reset()
       part = { ...part, bytes: 0 }
     }
     const headers: Record<string, string> = {}
@@ -74,7 +95,7 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
       // The object changed since the partial file began: never splice two versions.
       res.resume()
       env.log.info({ folder, filename }, 'the CDN object changed since the partial download began; restarting from zero')
-      await env.cache.resetPartial(folder, filename)
+      await partial.reset()
       if (restarts++ < 2) attempt--
       continue
     }
@@ -90,45 +111,53 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
     const metaSmall = header(res.headers['x-amz-meta-small-sha256'])
     if (metaSmall && metaSmall !== smallSha) {
       res.resume()
-      await env.cache.resetPartial(folder, filename)
+      await partial.reset()
       throw new HttpError(502, `the CDN copy of ${folder}/${filename} belongs to another upload than the small part`, { type: 'parts-mismatch' })
     }
     const hash = createHash('sha256')
     try {
       if (status === 200) {
-        await env.cache.resetPartial(folder, filename)
-        await env.cache.setPartialEtag(folder, filename, etag)
+        await partial.reset()
+        await partial.setEtag(etag)
       } else {
-        await hashPartial(env, folder, filename, hash)
+        await hashPartial(partial, hash)
       }
+      // Make room under CACHE_MAX_BYTES for what is still to come (partials count).
+      await partial.reserve(Number(header(res.headers['content-length'])) || 0)
       if (status === 416) res.resume()
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
         const pace = createGcPacer()
         const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); done(null, c) } })
-        await pipeline(res, hasher, env.cache.appendPartial(folder, filename))
+        await pipeline(res, hasher, partial.append())
       }
     } catch (e) {
+      // A full or unwritable disk is not the CDN's fault and is not retried.
+      if (diskErrorCode(e)) {
+        res.destroy()
+        throw e
+      }
       // A reset mid-body keeps the bytes on disk; the next attempt resumes from them.
       lastError = upstreamProblem('the CDN', `the ${what}`, e)
       env.log.warn({ folder, filename, attempt }, 'big-part download interrupted; will resume')
       continue
     }
     const sha256 = hash.digest('hex')
-    const bytes = (await env.cache.partial(folder, filename)).bytes
+    const bytes = (await partial.state()).bytes
     const expected = header(res.headers['x-amz-meta-sha256'])
     const intact = (!expected || expected === sha256)
       && (!manifest || (manifest.sha256Big === sha256 && manifest.blobBytes === small.bytes + bytes))
     if (!intact) {
-      await env.cache.resetPartial(folder, filename)
+      await partial.reset()
       integrityFailures++
       env.log.warn({ folder, filename, integrityFailures }, 'big part failed its sha256 check; discarded')
       if (integrityFailures >= 2) throw new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check`, { type: 'integrity' })
+      // crypto.md §5b: one more download after a failed check, whatever CDN_READ_RETRIES says.
+      attempt--
       continue
     }
     const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, ...(manifest ? { manifest } : {}), storedAt: new Date().toISOString() }
-    await env.cache.commit(folder, filename, record)
-    return record
+    return partial.commit(record)
   }
   throw lastError ?? new HttpError(502, `the ${what} could not be downloaded`, { type: 'upstream-error' })
 }

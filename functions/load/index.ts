@@ -40,9 +40,10 @@ export default defineFunction({
     const smallSha = createHash('sha256').update(small).digest('hex')
 
     // 2. The big part, from the cache or the CDN; 3–4. checked, then streamed.
-    const record = await ensureBigPart(env, cdn, folder, filename, { sha256: smallSha, bytes: small.length },
+    const held = await ensureBigPart(env, cdn, folder, filename, { sha256: smallSha, bytes: small.length },
       () => fetchManifest(env, auth, hardware, folder, filename))
-    const { stream, bytes } = await openResource(env, folder, filename, small)
+    const { record } = held
+    const { stream, bytes } = await openResource(env, held, folder, filename, small)
     ctx.log.info({ folder, filename, bytes }, 'load')
     return new Response(toWebStream(stream), {
       status: 200,

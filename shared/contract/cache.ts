@@ -15,11 +15,48 @@ export interface CacheRecord {
   storedAt: string
 }
 
-/** A resumable partial download: its path and what was recorded when it began. */
-export interface PartialDownload {
-  path: string
-  etag?: string
-  bytes: number
+/**
+ * A cached big part held for a reader: an open descriptor and its record. Eviction never removes
+ * a held part; the descriptor is closed (and the part may be evicted) when the last hold is released.
+ */
+export interface HeldPart {
+  readonly record: CacheRecord
+  /** Bytes of the held file (equal to `record.bytes`). */
+  readonly bytes: number
+  /** A read stream of the held file from `start` (positional reads; it already has an error listener). */
+  stream(start?: number): Readable
+  /** Reads `length` bytes at `position` of the held file. */
+  readAt(position: number, length: number): Promise<Buffer>
+  /** Another hold on the same part, released on its own (callers sharing one download). */
+  retain(): HeldPart
+  /** Ends this hold; idempotent. */
+  release(): void
+}
+
+/**
+ * The resumable partial download of one version of a big part, keyed by folder, filename and
+ * SHA-256 of the small part (the same key as the download's single flight). It counts against
+ * CACHE_MAX_BYTES; while open it is never removed by eviction.
+ */
+export interface PartialFile {
+  readonly path: string
+  /** Bytes on disk and the ETag recorded when it began (the file is created empty when missing). */
+  state(): Promise<{ bytes: number; etag?: string }>
+  /** Records the ETag the download began with. */
+  setEtag(etag: string | undefined): Promise<void>
+  /** Truncates to zero and forgets the ETag (a changed object restarts). */
+  reset(): Promise<void>
+  /** Evicts least recently used parts so that `bytes` more fit under CACHE_MAX_BYTES (best effort). */
+  reserve(bytes: number): Promise<void>
+  append(): Writable
+  /** Reads the bytes on disk (to re-hash them before resuming). */
+  read(): Readable
+  /** Renames the file into place with its record, atomically, and returns it held for the caller. */
+  commit(record: CacheRecord): Promise<HeldPart>
+  /** Deletes the file and its ETag (a local write failure). */
+  remove(): Promise<void>
+  /** Ends the download's claim: from now on the file is stale and may be evicted. Idempotent. */
+  close(): void
 }
 
 /** A temporary file: written once, read back, then committed into the cache or removed. */
@@ -36,22 +73,12 @@ export interface BigPartCache {
   /** Final path of a cached big part (it may not exist). */
   pathOf(folder: string, filename: string): string
   record(folder: string, filename: string): Promise<CacheRecord | null>
-  /** Opens a cached big part for reading; it is not evicted until the stream closes. */
-  open(folder: string, filename: string, start?: number): Promise<{ stream: Readable; bytes: number } | null>
-  /** Reads `length` bytes at `position` of a cached part. */
-  readAt(folder: string, filename: string, position: number, length: number): Promise<Buffer>
-  /** The partial download of a big part (created empty when none), with its recorded ETag. */
-  partial(folder: string, filename: string): Promise<PartialDownload>
-  /** Records the ETag a partial download began with. */
-  setPartialEtag(folder: string, filename: string, etag: string | undefined): Promise<void>
-  /** Truncates a partial download to zero (a changed object restarts). */
-  resetPartial(folder: string, filename: string): Promise<void>
-  /** Renames the partial (or `fromPath`) into place with its record, atomically. */
-  commit(folder: string, filename: string, record: CacheRecord, fromPath?: string, offset?: number): Promise<void>
-  /** Appends to the partial download of a big part. */
-  appendPartial(folder: string, filename: string): Writable
-  /** Reads the partial download of a big part (to re-hash it before resuming). */
-  readPartial(folder: string, filename: string): Readable
+  /** Finds a cached big part and holds it (null when there is none); see HeldPart. */
+  acquire(folder: string, filename: string): Promise<HeldPart | null>
+  /** The partial download of the big part that belongs to the small part `smallSha256`. */
+  partial(folder: string, filename: string, smallSha256: string): PartialFile
+  /** Renames `fromPath` (from byte `offset`: copied) into place with its record, atomically. */
+  commit(folder: string, filename: string, record: CacheRecord, fromPath: string, offset?: number): Promise<void>
   /** A fresh temporary file under CACHE_DIR/tmp, for ciphertext only. */
   temp(label: string): TempFile
 }

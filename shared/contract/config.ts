@@ -43,6 +43,7 @@ export const ConfigSchema = v.pipe(
     CDN_READ_RETRIES: intIn(0, 10, 2),
     DOCKER_TIMEOUT_MS: intIn(1000, 3600000, 600000),
     SHUTDOWN_GRACE_MS: intIn(0, 600000, 10000),
+    CLIENT_STALL_TIMEOUT_MS: intIn(1000, 3600000, 60000),
     LOG_LEVEL: v.optional(v.picklist(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info'),
     FUNCTIONS_DIR: v.optional(v.pipe(v.string(), v.minLength(1)), 'dist'),
     TLS_CERT_FILE: optionalText,

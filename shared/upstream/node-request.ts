@@ -36,16 +36,24 @@ export function nodeRequest(opts: NodeRequest): Promise<IncomingMessage> {
     // Looked up at call time (not a named import), so instrumentation of the module object applies.
     const req = (url.protocol === 'https:' ? https : http).request(url, { method: opts.method, headers: opts.headers, socketPath: opts.socketPath, signal: opts.signal, ...opts.tls })
     let timer: NodeJS.Timeout | undefined
+    let response: IncomingMessage | undefined
     if (opts.timeoutMs) {
       const ms = opts.timeoutMs
       // A large PUT takes as long as its body; the clock for the answer starts when the body is sent.
       req.once('finish', () => {
         timer = setTimeout(() => req.destroy(new UpstreamTimeoutError(`no answer within ${ms} ms`)), ms)
       })
-      req.setTimeout(ms, () => req.destroy(new UpstreamTimeoutError(`the connection was idle for ${ms} ms`)))
+      req.setTimeout(ms, () => {
+        const e = new UpstreamTimeoutError(`the connection was idle for ${ms} ms`)
+        // Once the body streams, the response must fail with the timeout itself: destroying the
+        // request alone makes it fail with "aborted", and a stall would map to 502, not 504.
+        if (response && !response.complete) response.destroy(e)
+        req.destroy(e)
+      })
     }
     req.once('response', (res) => {
       clearTimeout(timer)
+      response = res
       resolve(res)
     })
     req.once('error', (e) => {

@@ -3,7 +3,7 @@ import { ofetch, type $Fetch } from 'ofetch'
 import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
 import { getAuth, setAuth, type SessionAuth } from './session'
-import { upstreamProblem, upstreamStatus } from './errors'
+import { isTimeout, upstreamProblem, upstreamStatus } from './errors'
 import { readToken, type TokenClaims } from './jwt'
 import { readLimited } from '../http/read-limited'
 
@@ -23,12 +23,25 @@ export function apiClient(env: Env): $Fetch {
   })
 }
 
-/** Per-call options of the two reads: bounded retries with backoff on timeouts and 5xx. */
-const readRetry = (env: Env) => ({
-  retry: env.config.API_READ_RETRIES,
-  retryDelay: 250,
-  retryStatusCodes: [408, 500, 502, 503, 504],
-})
+const RETRY_STATUS: readonly number[] = Object.freeze([408, 500, 502, 503, 504])
+
+/**
+ * Runs one of the two reads, retried API_READ_RETRIES times on timeouts and 5xx with a growing
+ * backoff (250 ms, 500 ms, 1 s … at most 4 s). Each attempt is a new call with its own timeout:
+ * ofetch's own retry reuses the aborted timeout signal, so a retry after a timeout never left.
+ */
+async function readWithRetries<T>(env: Env, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call()
+    } catch (e) {
+      const status = e instanceof HttpError ? undefined : upstreamStatus(e)
+      const retriable = isTimeout(e) || (status !== undefined && RETRY_STATUS.includes(status))
+      if (!retriable || attempt >= env.config.API_READ_RETRIES) throw e
+      await new Promise((r) => setTimeout(r, Math.min(4000, 250 * 2 ** attempt)))
+    }
+  }
+}
 
 /** `POST /login`; 401 upstream is 401 here. Returns the token and its verified claims. */
 export async function loginUpstream(env: Env, email: string, password: string): Promise<{ token: string; claims: TokenClaims }> {
@@ -91,16 +104,17 @@ function mapNon401(e: unknown, what: string): HttpError {
  */
 export async function getResourceFile(env: Env, token: string, folder: string | null, fileName: string, password: string, hardware: string): Promise<Buffer> {
   const path = folder ? `/resources/get/${encodeURIComponent(folder)}` : '/resources/get'
-  const res = await apiClient(env).raw(path, {
-    method: 'POST', body: { password, hardware, fileName }, headers: { authorization: `Bearer ${token}` },
-    responseType: 'stream', ...readRetry(env),
+  return readWithRetries(env, async () => {
+    const res = await apiClient(env).raw(path, {
+      method: 'POST', body: { password, hardware, fileName }, headers: { authorization: `Bearer ${token}` }, responseType: 'stream',
+    })
+    try {
+      return await readLimited(res.body as ReadableStream<Uint8Array>, SMALL_LIMIT,
+        () => new HttpError(502, `${fileName} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
+    } catch (e) {
+      throw upstreamProblem(WHO, `the body of ${fileName}`, e)
+    }
   })
-  try {
-    return await readLimited(res.body as ReadableStream<Uint8Array>, SMALL_LIMIT,
-      () => new HttpError(502, `${fileName} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
-  } catch (e) {
-    throw upstreamProblem(WHO, `the body of ${fileName}`, e)
-  }
 }
 
 /** `POST /resources/{folder}` multipart, file field `data`: a write, never retried. */
@@ -112,7 +126,7 @@ export async function putResourceFile(env: Env, token: string, folder: string, f
 
 /** `GET /binary-split/key-fragment`: the archive key string. */
 export async function getKeyFragment(env: Env, token: string): Promise<string> {
-  const body = await apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, ...readRetry(env) })
+  const body = await readWithRetries(env, () => apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` } }))
   if (typeof body?.keyFragment !== 'string' || !body.keyFragment) throw new HttpError(502, 'the key fragment answer has no keyFragment', { type: 'upstream-error' })
   return body.keyFragment
 }

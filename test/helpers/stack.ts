@@ -19,6 +19,8 @@ export interface ProxyFaults {
   cutNextBigGetAfter?: number
   /** Send this many bytes of the next `.big` GET, then hold the connection open without more. */
   stallNextBigGetAfter?: number
+  /** Send this many bytes of every `.big` GET (200 or 206), then hold the connection open without more. */
+  stallEveryBigGetAfter?: number
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
 }
@@ -31,9 +33,10 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
     if (isBigGet) faults.ranges.push(req.headers.range)
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
-      const stall = isBigGet && ur.statusCode === 200 ? faults.stallNextBigGetAfter : undefined
+      const every = isBigGet && (ur.statusCode === 200 || ur.statusCode === 206) ? faults.stallEveryBigGetAfter : undefined
+      const stall = every ?? (isBigGet && ur.statusCode === 200 ? faults.stallNextBigGetAfter : undefined)
       if (stall !== undefined) {
-        faults.stallNextBigGetAfter = undefined
+        if (every === undefined) faults.stallNextBigGetAfter = undefined
         let sent = 0
         ur.on('data', (c: Buffer) => {
           if (sent >= stall) return ur.pause()

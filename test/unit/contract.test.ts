@@ -130,6 +130,31 @@ describe('load', () => {
     expect((await w.req('/load/m.bin')).status).toBe(504)
   })
 
+  it('retries a read after a timeout with a new attempt each time (API_READ_RETRIES=2 is three calls)', async () => {
+    const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '2' })
+    const plain = w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    let calls = 0
+    const isSmall = async (request: Request) => ((await request.clone().json()) as { fileName: string }).fileName === 'm.bin.small'
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      if (await isSmall(request) && ++calls <= 2) await delay(1000)
+      return undefined
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(calls).toBe(3)
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
+    calls = 0
+    server.resetHandlers(w.api.handler, ...w.cdn.handlers)
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      if (await isSmall(request)) { calls++; await delay(1000) }
+      return undefined
+    }))
+    const r2 = await w.req('/load/m.bin')
+    expect(r2.status).toBe(504)
+    expect(calls).toBe(3)
+  })
+
   it('resumes the big part after a connection reset mid-body, with Range and If-Match', async () => {
     const w = await contractWorld()
     const plain = w.seed('m.bin', randomBytes(300_000))
@@ -150,6 +175,34 @@ describe('load', () => {
     const resumed = w.cdn.calls.filter((c) => c.range)
     expect(resumed.length).toBe(1)
     expect(Number(/bytes=(\d+)-/.exec(resumed[0].range!)![1])).toBeGreaterThan(0)
+  })
+
+  it('a resume refused with 412 (the object changed) restarts from zero: two versions are never spliced', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('m.bin', randomBytes(300_000))
+    expect((await w.login()).status).toBe(200)
+    const whole = w.cdn.objects.get('models/m.bin.big')!
+    let cut = true
+    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
+      if (!cut || request.headers.get('range')) return undefined
+      cut = false
+      const stream = new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(whole.body.subarray(0, 100_000)))
+          // The object is written again meanwhile: same name, a new ETag.
+          setTimeout(() => { whole.etag = '"rewritten"'; c.error(new Error('connection reset')) }, 100)
+        },
+      })
+      return new HttpResponse(stream, { status: 200, headers: { etag: whole.etag, ...whole.meta } })
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
+    // (The cut first GET is answered by the override above, which the mock does not record.)
+    const gets = w.cdn.calls.filter((c) => c.method === 'GET').map((c) => c.range)
+    expect(gets.length).toBe(2)
+    expect(gets[0]).toMatch(/^bytes=\d+-$/)
+    expect(gets[1]).toBeUndefined()
   })
 
   it('refuses parts of two uploads (x-amz-meta-small-sha256) and a big part whose sha256 fails, 502', async () => {

@@ -1,0 +1,45 @@
+// Ends a transfer's response when the client stops reading it for CLIENT_STALL_TIMEOUT_MS: a
+// stalled client must not hold a transfer slot and an open cache file forever.
+import type { MiddlewareHandler } from 'hono'
+import type { Logger } from '../../shared/contract/logger'
+import type { NodeBindings } from './client-address'
+
+/**
+ * Wraps `body` so that a wait of more than `ms` for the consumer's next read (after a chunk was
+ * handed over, or before the first) calls `onStall` and cancels the source. Time the source
+ * itself takes (a slow upstream) is not counted: its own timeouts bound it.
+ */
+export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  const stalled = () => {
+    reader.cancel(new Error(`the client read nothing for ${ms} ms`)).catch(() => {})
+    onStall()
+  }
+  let timer: NodeJS.Timeout | undefined = setTimeout(stalled, ms)
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      clearTimeout(timer)
+      timer = undefined
+      const { done, value } = await reader.read()
+      if (done) return controller.close()
+      controller.enqueue(value)
+      timer = setTimeout(stalled, ms)
+    },
+    cancel(reason) {
+      clearTimeout(timer)
+      return reader.cancel(reason)
+    },
+  }, { highWaterMark: 0 })
+}
+
+/** Bounds a stalled response body: no read by the client for `ms` → the connection is closed. */
+export const stalledResponse = (ms: number, log: Logger): MiddlewareHandler => async (c, next) => {
+  await next()
+  const out = (c.env as NodeBindings | undefined)?.outgoing
+  const body = c.res.body
+  if (!out || !body) return
+  c.res = new Response(stallBound(body, ms, () => {
+    log.warn({ path: c.req.path, stallMs: ms }, 'the client stopped reading the response; closing it (CLIENT_STALL_TIMEOUT_MS)')
+    out.destroy()
+  }), c.res)
+}

@@ -1,0 +1,243 @@
+// Robustness of the built runtime at the edges (issue 13): LRU eviction under concurrent loads, a part
+// larger than the cache bound, a full disk during a cold load, a CDN that stalls, a client that stalls.
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs'
+import { request, type IncomingMessage } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encryptBuffer } from '../../shared/crypto/blob'
+import { smallSizeOf } from '../../functions/upload/split'
+import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+
+const USER = ['robust@example.com', 'robust-pass-1']
+const MiB = 1024 * 1024
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+// A small tmpfs stands for a full disk; mounting needs root (skipped with the reason otherwise).
+const work = mkdtempSync(join(tmpdir(), 'loader-e2e-robust-'))
+const tmpfsDir = join(work, 'tmpfs')
+mkdirSync(tmpfsDir)
+const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', tmpfsDir], { encoding: 'utf8' })
+const canMount = mounted.status === 0
+if (!canMount) console.warn(`ENOSPC test skipped: cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()}); it needs root or CAP_SYS_ADMIN`)
+
+let s: Stack
+let n = 0
+/** A fresh CACHE_DIR under this file's work folder (removed at the end). */
+const freshDir = () => join(work, `cache-${n++}`)
+
+beforeAll(async () => {
+  s = await startStack({ [USER[0]]: [USER[1], 'Admin'] }, { CACHE_DIR: freshDir() })
+})
+afterAll(async () => {
+  await s?.stop()
+  if (canMount) spawnSync('umount', ['-l', tmpfsDir])
+  rmSync(work, { recursive: true, force: true })
+})
+
+const login = async () => expect((await post(s.loader.url, '/login', { email: USER[0], password: USER[1] })).status).toBe(200)
+const load = (name: string) => post(s.loader.url, `/load/${name}`, { folder: 'models' })
+
+/** Stores a resource the way an upload does (big part with x-amz-meta on the CDN, small part on the API); returns the plaintext. */
+async function seed(name: string, bytes: number): Promise<Buffer> {
+  const plain = randomBytes(bytes)
+  const blob = encryptBuffer(RESOURCE_AES, plain)
+  const k = smallSizeOf(blob.length)
+  const small = blob.subarray(0, k)
+  const big = blob.subarray(k)
+  const r = await s.s3.fetch(`${s.moto.url}/models/${name}.big`, {
+    method: 'PUT', body: new Uint8Array(big),
+    headers: { 'x-amz-content-sha256': sha(big), 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) },
+  })
+  expect(r.status).toBe(200)
+  s.origin.files.set(`models/${name}.small`, Buffer.from(small))
+  return plain
+}
+
+/** Every file under `dir` with its size. */
+function files(dir: string): { path: string; bytes: number }[] {
+  const out: { path: string; bytes: number }[] = []
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else out.push({ path: p, bytes: statSync(p).size })
+    }
+  }
+  if (existsSync(dir)) walk(dir)
+  return out
+}
+/** Bytes of big parts and partial downloads in a CACHE_DIR. */
+const cacheBytes = (dir: string) => files(dir).filter((f) => f.path.endsWith('.big') || f.path.endsWith('.big.part')).reduce((t, f) => t + f.bytes, 0)
+
+/** Polls `check` until it holds (or gives up after `ms` and returns its last answer). */
+async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > end) return false
+    await sleep(50)
+  }
+}
+
+/** Descriptors the loader holds open on cached big parts (Linux /proc). */
+function openBigParts(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`
+  const out: string[] = []
+  for (const fd of readdirSync(dir)) {
+    try {
+      const target = readlinkSync(join(dir, fd))
+      if (/\.big( \(deleted\))?$|\.big\.part/.test(target)) out.push(target)
+    } catch { /* closed meanwhile */ }
+  }
+  return out
+}
+
+describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
+  it('concurrent loads of several resources evicting one another all answer 200 with the right bytes', async () => {
+    const bound = Math.floor(1.5 * MiB)
+    await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(bound), MAX_CONCURRENT_TRANSFERS: '64' })
+    await login()
+    const names = ['lru-a.bin', 'lru-b.bin', 'lru-c.bin', 'lru-d.bin']
+    const plains = new Map<string, string>()
+    for (const name of names) plains.set(name, sha(await seed(name, MiB)))
+    const got: string[] = []
+    for (let round = 0; round < 4; round++) {
+      const batch = names.flatMap((name) => [name, name, name])
+      const rs = await Promise.all(batch.map(async (name) => {
+        const r = await load(name)
+        const body = Buffer.from(await r.arrayBuffer())
+        return r.status === 200 && sha(body) === plains.get(name) ? 'ok' : `${name}: ${r.status} ${r.status === 200 ? 'wrong bytes' : body.toString('utf8').slice(0, 200)}`
+      }))
+      got.push(...rs.filter((x) => x !== 'ok'))
+    }
+    expect(got).toEqual([])
+    expect(s.loader.child.exitCode).toBeNull()
+    expect(s.loader.output()).not.toMatch(/unhandled|vanished/i)
+    // Once no request reads, the cache is back under its bound and no descriptor stays open.
+    expect(await eventually(() => cacheBytes(s.loader.cacheDir) <= bound)).toBe(true)
+    expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
+  })
+
+  it('a part larger than the whole bound is served (every time), then evicted', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(512 * 1024) })
+    await login()
+    const plain = await seed('huge.bin', 3 * MiB)
+    for (let i = 0; i < 2; i++) {
+      s.faults.ranges = []
+      const r = await load('huge.bin')
+      expect(r.status).toBe(200)
+      expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+      expect(s.faults.ranges).toEqual([undefined])
+      expect(await eventually(() => !files(s.loader.cacheDir).some((f) => f.path.endsWith('huge.bin.big')))).toBe(true)
+    }
+  })
+})
+
+describe('a full disk during a cold load', () => {
+  it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
+    await s.restartLoader({ CACHE_DIR: tmpfsDir })
+    await login()
+    await seed('full.bin', 12 * MiB)
+    const small = await seed('fits.bin', MiB)
+    s.faults.ranges = []
+    const r = await load('full.bin')
+    expect(r.status).toBe(507)
+    expect(r.headers.get('content-type')).toBe('application/problem+json')
+    expect((await r.json()).detail).toMatch(/disk is full \(ENOSPC\)/)
+    expect(s.faults.ranges).toEqual([undefined])
+    expect(s.loader.output()).toMatch(/ENOSPC/)
+    expect(files(join(tmpfsDir, 'tmp/partial')).filter((f) => f.path.endsWith('.part'))).toEqual([])
+    expect(s.loader.child.exitCode).toBeNull()
+    const ok = await load('fits.bin')
+    expect(ok.status).toBe(200)
+    expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(sha(small))
+    // A cache that cannot be written at all (read-only volume) is a 507 that names the code, not a CDN failure.
+    await seed('readonly.bin', MiB)
+    expect(spawnSync('mount', ['-o', 'remount,ro', tmpfsDir]).status).toBe(0)
+    try {
+      const ro = await load('readonly.bin')
+      expect(ro.status).toBe(507)
+      expect((await ro.json()).detail).toMatch(/cannot be written \(EROFS\)/)
+      const warm = await load('fits.bin')
+      expect(warm.status).toBe(200)
+      await warm.arrayBuffer()
+    } finally {
+      spawnSync('mount', ['-o', 'remount,rw', tmpfsDir])
+    }
+    expect(s.loader.child.exitCode).toBeNull()
+    await s.restartLoader({ CACHE_DIR: freshDir() })
+  })
+})
+
+describe('stalled upstreams and clients', () => {
+  it('a CDN that stalls mid-body every time ends in 504, after resuming once per retry', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), CDN_TIMEOUT_MS: '500', CDN_READ_RETRIES: '1' })
+    await login()
+    await seed('stall.bin', 2 * MiB)
+    s.faults.ranges = []
+    s.faults.stallEveryBigGetAfter = 256 * 1024
+    try {
+      const r = await load('stall.bin')
+      expect(r.status).toBe(504)
+      expect((await r.json()).detail).toMatch(/the CDN did not answer .* in time/)
+      expect(s.faults.ranges.length).toBe(2)
+      expect(s.faults.ranges[1]).toMatch(/^bytes=\d+-$/)
+    } finally {
+      s.faults.stallEveryBigGetAfter = undefined
+    }
+  })
+
+  it('CDN_READ_RETRIES=0 means one attempt', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), CDN_TIMEOUT_MS: '500', CDN_READ_RETRIES: '0' })
+    await login()
+    await seed('once.bin', MiB)
+    s.faults.ranges = []
+    s.faults.stallEveryBigGetAfter = 1024
+    try {
+      const r = await load('once.bin')
+      expect(s.faults.ranges).toEqual([undefined])
+      expect(r.status).toBe(504)
+    } finally {
+      s.faults.stallEveryBigGetAfter = undefined
+    }
+  })
+
+  it('a client that stops reading a load loses it after CLIENT_STALL_TIMEOUT_MS: its slot and cache file are freed', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), CLIENT_STALL_TIMEOUT_MS: '1000', MAX_CONCURRENT_TRANSFERS: '1' })
+    await login()
+    const plain = await seed('slow-reader.bin', 32 * MiB)
+    const warm = await load('slow-reader.bin')
+    expect(sha(Buffer.from(await warm.arrayBuffer()))).toBe(sha(plain))
+    // A client that reads the headers, then nothing: more than the socket buffers can hold is pending.
+    let stalled: IncomingMessage | undefined
+    const ended = new Promise<string>((ok) => {
+      const req = request(`${s.loader.url}/load/slow-reader.bin`, { method: 'POST' }, (res) => {
+        stalled = res
+        res.pause()
+        res.once('close', () => ok(res.complete ? 'complete' : 'cut'))
+      })
+      req.once('error', () => ok('cut'))
+      req.end()
+    })
+    expect(await eventually(() => stalled !== undefined)).toBe(true)
+    expect(stalled!.statusCode).toBe(200)
+    // The slot is free again once the stalled response was ended: the next load is served.
+    let status = 0
+    expect(await eventually(async () => {
+      const r = await load('slow-reader.bin')
+      status = r.status
+      if (r.status === 200) expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+      else await r.arrayBuffer()
+      return r.status === 200
+    }, 30_000)).toBe(true)
+    expect(status).toBe(200)
+    stalled!.resume()
+    expect(await ended).toBe('cut')
+    expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
+    expect(s.loader.output()).toMatch(/stopped reading/)
+  })
+})
