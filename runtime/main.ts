@@ -4,10 +4,11 @@ import { resolve } from 'node:path'
 import { ConfigError, parseConfig, parseKeyValueLines, type Config } from '../shared/contract/config'
 import { createLogger } from './bindings/logger'
 import { createEnv } from './env'
-import { loadFunctions, type LoadedFunction } from './registry'
+import type { LoadedFunction } from './registry'
 import { startRuntime } from './server'
 import { recoverInterrupted } from './recover'
 import { applyV8Flags, mallocWarning } from './memory-settings'
+import { createDevice } from './deploy/device'
 
 applyV8Flags()
 
@@ -33,12 +34,16 @@ const dir = resolve(config.FUNCTIONS_DIR)
 
 try {
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
+  // The factory set (dir) and the release store; start-up never fails because of a function.
+  const device = await createDevice(env, dir)
   const runtime = await startRuntime({
     env,
-    load: (previous) => loadFunctions(dir, previous),
+    load: device.load,
     watchDir: dir,
     onReady: recoverInterrupted,
+    observe: device.observe,
   }, holder)
+  const admin = await device.serveAdmin(runtime)
   log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
   setImmediate(() => {
     // A process report takes milliseconds: it is made only when the settings are missing.
@@ -56,11 +61,15 @@ try {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down: no new connections, letting requests in flight finish')
-    runtime.close().then(() => process.exit(0), () => process.exit(1))
+    Promise.all([admin.close(), runtime.close()]).then(() => process.exit(0), () => process.exit(1))
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
 } catch (e) {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`loader: configuration error: ${e.message}\n`)
+    process.exit(78)
+  }
   process.stderr.write(`loader: cannot start: ${(e as Error).message}\n`)
   process.exit(1)
 }
