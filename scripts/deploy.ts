@@ -1,6 +1,7 @@
 // `npm run deploy -- <name…> --to <unix:///path.sock | https://host:port> [--token-file F] [--ca F]`:
 // pushes the newest release of each named function (dist/releases/) as one deployment, then
-// follows it and prints its progress; exits 0 only when it is committed.
+// follows it and prints its progress; exits 0 only when it is committed. `--releases <dir>` reads
+// the releases from there instead of dist/releases; `--ca <pem>` trusts that CA for https.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { adminRequest, multipart, type AdminTarget } from './admin-client'

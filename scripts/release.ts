@@ -1,6 +1,6 @@
 // `npm run release -- <name…> --key <private.pem> [--version N]`: builds those functions (build.mjs
 // into a temporary folder, dist/ untouched) and writes dist/releases/<name>-<version>/ with the
-// artifact, release.json and release.sig.
+// artifact, release.json and release.sig (`--out <dir>` writes there instead of dist/releases).
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,8 +12,10 @@ const args = process.argv.slice(2)
 const names: string[] = []
 let keyFile: string | undefined
 let version = Math.floor(Date.now() / 1000)
+let outRoot = join(root, 'dist', 'releases')
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--key') keyFile = args[++i]
+  else if (args[i] === '--out') outRoot = resolve(args[++i])
   else if (args[i] === '--version') version = Number(args[++i])
   else names.push(args[i])
 }
@@ -38,7 +40,7 @@ try {
     if (!entry) throw new Error(`build.mjs made no artifact for ${name}`)
     const artifact = readFileSync(join(out, entry.file))
     const { json, sig } = makeRelease({ name, artifact, routes: entry.routes, version, key, source })
-    const dest = join(root, 'dist', 'releases', `${name}-${version}`)
+    const dest = join(outRoot, `${name}-${version}`)
     const tmp = `${dest}.tmp`
     rmSync(tmp, { recursive: true, force: true })
     mkdirSync(tmp, { recursive: true })
