@@ -6,10 +6,10 @@ import { request as httpsRequest } from 'node:https'
 export interface AdminTarget { to: string; token?: string; ca?: string | Buffer }
 
 /** One request to the admin surface; answers status, content type and body text. */
-export function adminRequest(t: AdminTarget, method: string, path: string, body?: { type: string; bytes: Uint8Array }): Promise<{ status: number; type: string; text: string }> {
+export function adminRequest(t: AdminTarget, method: string, path: string, body?: { type: string; bytes: Uint8Array; chunked?: boolean }): Promise<{ status: number; type: string; text: string }> {
   const headers: Record<string, string | number> = {}
   if (t.token) headers.authorization = `Bearer ${t.token}`
-  if (body) Object.assign(headers, { 'content-type': body.type, 'content-length': body.bytes.length })
+  if (body) Object.assign(headers, { 'content-type': body.type }, body.chunked ? {} : { 'content-length': body.bytes.length })
   return new Promise((ok, fail) => {
     const done = (res: IncomingMessage) => {
       const chunks: Buffer[] = []
@@ -27,7 +27,13 @@ export function adminRequest(t: AdminTarget, method: string, path: string, body?
       return fail(new Error(`--to must be unix:///path.sock or https://host:port, not ${t.to}`))
     }
     req.on('error', fail)
-    req.end(body ? Buffer.from(body.bytes) : undefined)
+    if (body?.chunked) {
+      // Without a declared length (transfer-encoding: chunked), in 16 KiB pieces.
+      for (let i = 0; i < body.bytes.length; i += 16384) req.write(Buffer.from(body.bytes.subarray(i, i + 16384)))
+      req.end()
+    } else {
+      req.end(body ? Buffer.from(body.bytes) : undefined)
+    }
   })
 }
 

@@ -69,7 +69,8 @@ describe('releases refused with a clear reason and nothing changed', () => {
 
   const sock = () => socketOf(p.cacheDir)
   const good = (version = 11) => releaseParts({ name: 'health', artifact: healthArtifact('eleven'), routes: HEALTH_ROUTES, version, key: key.privateKey })
-  const cases: [string, () => [string, Uint8Array][], number, RegExp][] = [
+  const big = () => releaseParts({ name: 'health', artifact: Buffer.concat([healthArtifact('big'), Buffer.from(`//${'x'.repeat(70_000)}\n`)]), routes: HEALTH_ROUTES, version: 11, key: key.privateKey })
+  const cases: [string, () => [string, Uint8Array][], number, RegExp, boolean?][] = [
     ['wrong key', () => releaseParts({ name: 'health', artifact: healthArtifact('x'), routes: HEALTH_ROUTES, version: 11, key: other.privateKey }), 422, /signature does not verify/],
     ['edited release.json', () => {
       const parts = good()
@@ -89,17 +90,18 @@ describe('releases refused with a clear reason and nothing changed', () => {
       const routes = [...HEALTH_ROUTES, { method: 'GET' as const, path: '/status', body: 'none' as const }]
       return releaseParts({ name: 'health', artifact: healthArtifact('x'), routes, version: 11, key: key.privateKey })
     }, 422, /route GET \/status is already served by status/],
-    ['oversized body', () => releaseParts({ name: 'health', artifact: Buffer.concat([healthArtifact('big'), Buffer.from(`//${'x'.repeat(70_000)}\n`)]), routes: HEALTH_ROUTES, version: 11, key: key.privateKey }), 413, /ADMIN_BODY_MAX_BYTES/],
+    ['oversized body (declared length)', big, 413, /ADMIN_BODY_MAX_BYTES/],
+    ['oversized body (chunked, no length)', big, 413, /ADMIN_BODY_MAX_BYTES/, true],
     ['missing part', () => good().slice(0, 2), 422, /needs the parts/],
     ['one bad part of a multi-function deployment', () => [
       ...good(),
       ...releaseParts({ name: 'probe', artifact: plainArtifact('probe', 'p1'), routes: [{ method: 'GET', path: '/probe', body: 'none' }], version: 1, key: other.privateKey }),
     ], 422, /^probe: the signature does not verify/],
   ]
-  for (const [what, parts, status, reason] of cases) {
+  for (const [what, parts, status, reason, chunked] of cases) {
     it(`refuses: ${what}`, async () => {
       const before = { fns: (await admin(sock(), 'GET', '/admin/functions')).json(), store: storeListing(p), state: readFileSync(join(p.cacheDir, 'functions/state.json'), 'utf8') }
-      const r = await push(sock(), parts())
+      const r = await push(sock(), parts(), chunked)
       expect(r.status).toBe(status)
       expect(r.type).toBe('application/problem+json')
       expect(r.body.detail).toMatch(reason)

@@ -58,8 +58,12 @@ export async function admin(t: AdminTarget, method: string, path: string, body?:
 }
 
 /** POSTs a deployment of the given parts. */
-export async function push(t: AdminTarget, parts: [string, Uint8Array][]) {
-  const r = await adminRequest(t, 'POST', '/admin/deployments', await multipart(parts))
+export async function push(t: AdminTarget, parts: [string, Uint8Array][], chunked = false) {
+  const r = await adminRequest(t, 'POST', '/admin/deployments', { ...await multipart(parts), chunked }).catch((e: NodeJS.ErrnoException) => {
+    // The loader may answer 413 and close before the whole body is sent.
+    if (e.code === 'EPIPE' || e.code === 'ECONNRESET') return { status: 0, type: '', text: JSON.stringify({ detail: e.code }) }
+    throw e
+  })
   return { status: r.status, type: r.type, body: JSON.parse(r.text) as { id?: string; state?: string; detail?: string } }
 }
 
