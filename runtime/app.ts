@@ -23,7 +23,7 @@ export interface AppDeps {
   limiter: ReturnType<typeof createRateLimiter>
   transfers: TransferSlots
   /** Told each function's answer status (a throw counts as its HttpError status, else 500): the deployment trial counts them. */
-  observe?(fn: string, status: number): void
+  observe?(fn: LoadedFunction, status: number): void
 }
 
 const tooLarge = () => { throw new HttpError(413, `the body is larger than ${JSON_LIMIT} bytes`) }
@@ -58,10 +58,10 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
       if (!deps.observe) return route.fn.mod.fetch(c.req.raw, env, ctx)
       try {
         const res = await route.fn.mod.fetch(c.req.raw, env, ctx)
-        deps.observe(route.fn.info.name, res.status)
+        deps.observe(route.fn, res.status)
         return res
       } catch (e) {
-        deps.observe(route.fn.info.name, isHttpError(e) ? e.status : 500)
+        deps.observe(route.fn, isHttpError(e) ? e.status : 500)
         throw e
       }
     }

@@ -34,9 +34,12 @@ export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: 
       await next()
     })
   }
-  app.get('/admin/functions', async (c) => c.json({ deploys: ctx.keys.length ? 'on' : 'off', functions: await functionsView(ctx, running()) }))
-  app.post('/admin/deployments', async (c) => {
+  app.use(async (_c, next) => {
     if (!ctx.keys.length) throw new Refused('deploys are off on this device: RELEASE_KEYS is not set', 503)
+    await next()
+  })
+  app.get('/admin/functions', async (c) => c.json({ functions: await functionsView(ctx, running()) }))
+  app.post('/admin/deployments', async (c) => {
     const dep = await deployer.submit(await readParts(c.req.raw, env.config.ADMIN_BODY_MAX_BYTES))
     return c.json({ id: dep.id, state: dep.state }, 202, { location: `/admin/deployments/${dep.id}` })
   })

@@ -1,5 +1,5 @@
 // What the device side of field deployment shares: config, keys, store, pointers, journal, factory set.
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Env } from '../../shared/contract/function'
 import { importArtifact, readManifest, type LoadedFunction, type Manifest } from '../registry'
@@ -26,7 +26,25 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
   const store = createStore(resolve(env.config.CACHE_DIR))
   await store.init()
   const pointerFile = createPointerFile(store.root)
-  return { env, keys, factoryDir: resolve(factoryDir), store, pointerFile, pointers: keys.length ? await pointerFile.read() : {}, journal: createJournal(store.root) }
+  const journal = createJournal(store.root)
+  let pointers: Pointers = {}
+  if (keys.length) {
+    try {
+      pointers = await pointerFile.read()
+    } catch (e) {
+      // Written atomically, so only a damaged disk or a hand edit gets here: the factory set runs, and
+      // the versions in the store keep the anti-downgrade floor.
+      const reason = `${pointerFile.path} is unreadable (${e instanceof Error ? e.message : String(e)}): the factory set runs`
+      env.log.warn(reason)
+      env.warnings.push(reason)
+      await journal.append({ event: 'fallback_at_start', reason })
+      for (const name of await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name))) {
+        const versions = (await store.list(name)).map((r) => r.version)
+        if (versions.length) pointers[name] = { ...factoryPointer(), highest: Math.max(...versions) }
+      }
+    }
+  }
+  return { env, keys, factoryDir: resolve(factoryDir), store, pointerFile, pointers, journal }
 }
 
 /** A function's pointers, the factory ones when nothing was deployed to it. */

@@ -227,10 +227,11 @@ export function createDeployer(ctx: DeployContext) {
       runtime = rt
     },
 
-    /** §4.3: counts a function's 5xx answers and throws while it is on trial. */
-    observe(fn: string, status: number) {
+    /** §4.3: counts the 5xx answers and throws of a release on trial (not those of the code it replaced, still finishing). */
+    observe(loaded: LoadedFunction, status: number) {
       const t = trial
-      if (!t || t.done || status < 500) return
+      if (!t || t.done || status < 500 || !t.loaded.includes(loaded)) return
+      const fn = loaded.info.name
       const seen = t.errors.get(fn)
       if (!seen) return
       seen.push(status)
@@ -284,7 +285,8 @@ export function createDeployer(ctx: DeployContext) {
         if (!ctx.pointers[name] && !runtime!.functions().some((f) => f.info.name === name)) throw new Refused(`no function named ${name}`, 404)
         const target = version ?? p.previous
         if (target === null) throw new Refused(`${name}: there is no previous release to roll back to`, 409)
-        if (target === p.active) throw new Refused(`${name}: ${target} is already active`, 409)
+        const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'
+        if (target === running) throw new Refused(`${name}: ${target} is already running`, 409)
         const fn = await loadRef(ctx, name, target)
         ctx.pointers[name] = { ...p, active: target, previous: p.active, trial: null }
         await savePointers(ctx)

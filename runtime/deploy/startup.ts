@@ -25,6 +25,8 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
       p = ctx.pointers[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial.restorePrevious, trial: null }
       dirty = true
     }
+    // A function only the store had, rolled back to `factory`: nothing to run, nothing to warn about.
+    if (p.active === 'factory' && !manifest.functions.some((f) => f.name === name)) continue
     const candidates: Ref[] = ctx.keys.length
       ? [...new Set<Ref>([p.active, ...(p.previous !== null ? [p.previous] : []), p.lastKnownGood, 'factory'])]
       : ['factory']

@@ -209,11 +209,44 @@ describe('activation, trial and rollback', () => {
     const st = await (await fetch(`${q.url}/status`)).json()
     expect(st.warnings.join('\n')).toMatch(/fallback at start: health: 2: health: the artifact's sha256 .* is not the signed/)
     expect(journal(q).at(-1)).toMatchObject({ event: 'fallback_at_start', function: 'health', version: 1 })
+    // A rollback target must still verify.
+    const rb = await admin(socketOf(q.cacheDir), 'POST', '/admin/functions/health/rollback', { version: 2 })
+    expect(rb.status).toBe(422)
+    expect(rb.json().detail).toMatch(/sha256 .* is not the signed/)
+    expect(await health(q)).toMatchObject({ body: { version: 'one' } })
     await q.stop('SIGTERM')
     corrupt(1)
     const r = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(await health(r)).toEqual(factory)
     expect((await (await fetch(`${r.url}/status`)).json()).functions.find((f: { name: string }) => f.name === 'health')).toMatchObject({ version: 'factory', source: 'factory' })
+    await r.stop('SIGTERM')
+    // An unreadable pointer file: the factory set runs, and the store's versions keep the downgrade floor.
+    writeFileSync(join(p.cacheDir, 'functions/state.json'), '{"functions": {"health": ')
+    const t = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(await health(t)).toEqual(factory)
+    expect((await (await fetch(`${t.url}/status`)).json()).warnings.join('\n')).toMatch(/state.json is unreadable/)
+    const again = await push(socketOf(t.cacheDir), releaseParts({ name: 'health', artifact: healthArtifact('x'), routes: HEALTH_ROUTES, version: 2, key: key.privateKey }))
+    expect(again.body.detail).toMatch(/version 2 is not above 2/)
+  })
+
+  it('a rollback asked during a trial rolls the whole deployment back', async () => {
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120' })
+    const sock = socketOf(p.cacheDir)
+    const r = await push(sock, [
+      ...releaseParts({ name: 'health', artifact: healthArtifact('new'), routes: HEALTH_ROUTES, version: 3, key: key.privateKey }),
+      ...releaseParts({ name: 'probe', artifact: plainArtifact('probe', 'p1'), routes: [{ method: 'GET', path: '/probe', body: 'none' }], version: 1, key: key.privateKey }),
+    ])
+    await until(sock, r.body.id!, ['trial'])
+    expect((await push(sock, releaseParts({ name: 'health', artifact: healthArtifact('other'), routes: HEALTH_ROUTES, version: 4, key: key.privateKey }))).status).toBe(409)
+    expect((await admin(sock, 'POST', '/admin/functions/probe/rollback', {})).status).toBe(200)
+    expect(await until(sock, r.body.id!, ['rolled_back'])).toMatchObject({ reason: 'rollback of probe requested during the trial' })
+    expect((await health(p)).body).toEqual({ status: 'healthy' })
+    expect((await fetch(`${p.url}/probe`)).status).toBe(404)
+    await p.stop('SIGTERM')
+    // The function only the store had is gone after a restart too, without a warning.
+    const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect((await fetch(`${q.url}/probe`)).status).toBe(404)
+    expect((await (await fetch(`${q.url}/status`)).json()).warnings.join('\n')).not.toMatch(/fallback/)
   })
 
   it('a factory artifact that throws at import no longer stops the start', async () => {
@@ -238,6 +271,7 @@ describe('activation, trial and rollback', () => {
     const r = await push(socketOf(p.cacheDir), releaseParts({ name: 'health', artifact: healthArtifact('x'), routes: HEALTH_ROUTES, version: 1, key: key.privateKey }))
     expect(r.status).toBe(503)
     expect(r.body.detail).toMatch(/RELEASE_KEYS/)
+    expect((await admin(socketOf(p.cacheDir), 'GET', '/admin/functions')).status).toBe(503)
   })
 })
 
