@@ -129,7 +129,7 @@ describe('releases refused with a clear reason and nothing changed', () => {
 })
 
 describe('activation, trial and rollback', () => {
-  it('an artifact that throws at import is rejected and the old code serves', async () => {
+  it('an artifact that throws at import is rejected and the old code serves; a selfTest gates; requests in flight finish on the old code', async () => {
     const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '1' })
     await deployHealth(p, 1, 'old')
     const r = await push(socketOf(p.cacheDir), releaseParts({ name: 'health', artifact: healthArtifact('boom', { top: "throw new Error('boom at import')" }), routes: HEALTH_ROUTES, version: 2, key: key.privateKey }))
@@ -141,8 +141,12 @@ describe('activation, trial and rollback', () => {
     // A failing selfTest rejects too; a passing one lets the release in.
     const st = await push(socketOf(p.cacheDir), releaseParts({ name: 'health', artifact: healthArtifact('selftest', { extra: "async selfTest(env) { if (!env.session) throw new Error('no session'); throw new Error('self test says no') }," }), routes: HEALTH_ROUTES, version: 3, key: key.privateKey }))
     expect(await until(socketOf(p.cacheDir), st.body.id!, ['rejected', 'committed'])).toMatchObject({ state: 'rejected', reason: expect.stringContaining('self test says no') })
-    expect(await deployHealth(p, 4, 'tested', ['committed'])).toMatchObject({ state: 'committed' })
+    // A request in flight during the swap finishes on the old code.
+    const slow = health(p, '?wait=1500')
+    await new Promise((r) => setTimeout(r, 200))
+    expect(await deployHealth(p, 4, 'tested', ['trial', 'committed'])).toMatchObject({ state: expect.stringMatching(/trial|committed/) })
     expect(await health(p)).toMatchObject({ body: { version: 'tested' } })
+    expect(await slow).toMatchObject({ status: 200, body: { version: 'old' } })
   })
 
   it('a release whose fetch answers 500 is rolled back as a whole within the window; 4xx do not count', async () => {

@@ -23,12 +23,13 @@ export const HEALTH_ROUTES: RouteDef[] = [{ method: 'GET', path: '/health', body
 
 /**
  * A hand-written `health` artifact answering `{status, version}`; `?fail=1` answers 500, `?throw=1`
- * throws, `?bad=1` answers 400. `top` is code run at import; `extra` more members (selfTest).
+ * throws, `?bad=1` answers 400, `?wait=ms` answers after that long. `top` is code run at import; `extra` more members (selfTest).
  */
 export const healthArtifact = (version: string, o: { top?: string; extra?: string } = {}) => Buffer.from(`${o.top ?? ''}
 export default { name: 'health', routes: ${JSON.stringify(HEALTH_ROUTES)}, ${o.extra ?? ''}
   async fetch(request) {
     const q = new URL(request.url).searchParams
+    if (q.get('wait')) await new Promise((r) => setTimeout(r, Number(q.get('wait'))))
     if (q.get('fail')) return new Response('no', { status: 500 })
     if (q.get('throw')) throw new Error('thrown on purpose')
     if (q.get('bad')) return new Response('bad', { status: 400 })
