@@ -2,17 +2,16 @@
 // swapped in together, watched through a trial window, and committed or rolled back as a whole.
 // Rollback on demand repoints to a release already on the device. One operation at a time.
 import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
-import type { RouteDef } from '../../shared/contract/function'
 import { errorSummary } from '../app'
-import { importArtifact, type LoadedFunction } from '../registry'
+import type { LoadedFunction } from '../registry'
 import type { Runtime } from '../server'
+import { checkDeployment, releasesOf, type Parts } from './checks'
 import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import type { JournalInput } from './journal'
 import type { Pointer, Ref } from './pointer'
+import { prepareRelease } from './prepare'
 import { Refused, type Release } from './release'
-import { artifactFile } from './store'
-import { verifyRelease, type ReleaseFiles } from './verify'
+import type { ReleaseFiles } from './verify'
 
 export type DeploymentState = 'verifying' | 'trial' | 'committed' | 'rolled_back' | 'rejected'
 
@@ -25,33 +24,7 @@ export interface Deployment {
   events: { at: string; state: DeploymentState; detail: string }[]
 }
 
-/** How long a release's selfTest may run. */
-export const SELF_TEST_MS = 10_000
 const KEPT_DEPLOYMENTS = 100
-
-/** Parts of a deployment body: part name → bytes. */
-export type Parts = Map<string, Uint8Array>
-
-const PART = /^([a-z][a-z0-9-]{0,62})\.(release\.json|release\.sig|mjs)$/
-
-/** Groups the parts by function; every release needs its three parts and nothing else is allowed. */
-export function releasesOf(parts: Parts): Map<string, ReleaseFiles> {
-  const by = new Map<string, Partial<ReleaseFiles>>()
-  for (const [part, bytes] of parts) {
-    const m = PART.exec(part)
-    if (!m) throw new Refused(`unexpected part ${JSON.stringify(part.slice(0, 80))}: parts are <name>.release.json, <name>.release.sig, <name>.mjs`)
-    const files = by.get(m[1]) ?? {}
-    files[m[2] === 'mjs' ? 'artifact' : m[2] === 'release.json' ? 'json' : 'sig'] = bytes
-    by.set(m[1], files)
-  }
-  if (!by.size) throw new Refused('the deployment holds no release')
-  for (const [name, f] of by) {
-    if (!f.json || !f.sig || !f.artifact) throw new Refused(`${name}: a release needs the parts ${name}.release.json, ${name}.release.sig and ${name}.mjs`)
-  }
-  return by as Map<string, ReleaseFiles>
-}
-
-const routeKey = (r: RouteDef) => `${r.method} ${r.path}`
 
 /** The deployments of one runtime. */
 export function createDeployer(ctx: DeployContext) {
@@ -97,33 +70,12 @@ export function createDeployer(ctx: DeployContext) {
     return out.sort((a, b) => a.info.name.localeCompare(b.info.name))
   })
 
-  /** Runs the checks of §3 on the whole deployment; throws Refused with the first reason. */
-  function check(files: Map<string, ReleaseFiles>): Map<string, Release> {
-    const releases = new Map<string, Release>()
-    for (const [name, f] of files) {
-      const r = verifyRelease(f, ctx.keys, name)
-      const { highest } = pointerOf(ctx, name)
-      if (r.version <= highest) throw new Refused(`${name}: version ${r.version} is not above ${highest}, the highest this device accepted (a downgrade goes through rollback)`)
-      releases.set(name, r)
-    }
-    const owner = new Map<string, string>()
-    for (const f of runtime!.functions()) {
-      if (!releases.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
-    }
-    for (const [name, r] of releases) {
-      for (const route of r.routes) {
-        const other = owner.get(routeKey(route))
-        if (other && other !== name) throw new Refused(`${name}: route ${routeKey(route)} is already served by ${other}`)
-        owner.set(routeKey(route), name)
-      }
-    }
-    return releases
-  }
-
-  async function reject(dep: Deployment, reason: string) {
+  /** Ends a deployment as rejected; `names` are the functions it named when none was verified yet. */
+  async function reject(dep: Deployment, reason: string, names: string[] = []) {
     dep.reason = reason
     event(dep, 'rejected', reason)
-    for (const f of dep.functions.length ? dep.functions : [{ name: null, version: null, sha256: null, keyId: null }]) {
+    const unverified = (names.length ? names : [null]).map((name) => ({ name, version: null, sha256: null, keyId: null }))
+    for (const f of dep.functions.length ? dep.functions : unverified) {
       await journal({ event: 'rejected', deployment: dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
     }
   }
@@ -134,28 +86,7 @@ export function createDeployer(ctx: DeployContext) {
     const loaded = new Map<string, LoadedFunction>()
     try {
       for (const [name, f] of files) staged.set(name, await ctx.store.stage(name, f))
-      for (const [name, r] of releases) {
-        let mod
-        try {
-          mod = await importArtifact(join(staged.get(name)!, artifactFile(name)), r.sha256, name)
-        } catch (e) {
-          throw new Refused(`${name}: the artifact failed to import: ${e instanceof Error ? e.message : String(e)}`)
-        }
-        if (JSON.stringify(mod.routes) !== JSON.stringify(r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
-        if (mod.selfTest) {
-          let timer: NodeJS.Timeout | undefined
-          try {
-            await Promise.race([mod.selfTest(env), new Promise((_, fail) => {
-              timer = setTimeout(() => fail(new Error(`no answer in ${SELF_TEST_MS} ms`)), SELF_TEST_MS)
-            })])
-          } catch (e) {
-            throw new Refused(`${name}: selfTest failed: ${e instanceof Error ? e.message : String(e)}`)
-          } finally {
-            clearTimeout(timer)
-          }
-        }
-        loaded.set(name, { mod, info: { name, sha256: r.sha256, bytes: r.bytes, loadedAt: new Date().toISOString(), routes: mod.routes, version: r.version, source: 'store', trial: true } })
-      }
+      for (const [name, r] of releases) loaded.set(name, await prepareRelease(env, staged.get(name)!, r))
     } catch (e) {
       for (const dir of staged.values()) await ctx.store.discard(dir)
       return reject(dep, e instanceof Error ? e.message : String(e))
@@ -249,13 +180,13 @@ export function createDeployer(ctx: DeployContext) {
         if (current) throw new Refused(`deployment ${current.id} is still ${current.state}: one deployment at a time`, 409)
         remember(dep)
         let releases: Map<string, Release>
-        let files: Map<string, ReleaseFiles>
+        let files: Map<string, ReleaseFiles> = new Map()
         try {
           files = releasesOf(parts)
           for (const name of files.keys()) await journal({ event: 'received', deployment: dep.id, function: name })
-          releases = check(files)
+          releases = checkDeployment(ctx, files, runtime!.functions())
         } catch (e) {
-          await reject(dep, e instanceof Error ? e.message : String(e))
+          await reject(dep, e instanceof Error ? e.message : String(e), [...files.keys()])
           throw e instanceof Refused ? e : new Refused(String(e))
         }
         dep.functions = [...releases.values()].map((r) => ({ name: r.function, version: r.version, sha256: r.sha256, keyId: r.keyId }))

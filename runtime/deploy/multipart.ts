@@ -2,8 +2,8 @@
 // a body above the bound is refused with 413 as soon as it is seen (declared or counted).
 import { Readable } from 'node:stream'
 import busboy from 'busboy'
-import { Refused, } from './release'
-import type { Parts } from './deployments'
+import { Refused } from './release'
+import type { Parts } from './checks'
 
 const tooLarge = (max: number) => new Refused(`the deployment body is larger than ADMIN_BODY_MAX_BYTES (${max} bytes)`, 413)
 
