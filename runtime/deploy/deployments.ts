@@ -180,13 +180,14 @@ export function createDeployer(ctx: DeployContext) {
         if (current) throw new Refused(`deployment ${current.id} is still ${current.state}: one deployment at a time`, 409)
         remember(dep)
         let releases: Map<string, Release>
-        let files: Map<string, ReleaseFiles> = new Map()
+        let files: Map<string, ReleaseFiles>
+        const named = [...new Set([...parts.keys()].flatMap((k) => /^([a-z][a-z0-9-]{0,62})\./.exec(k)?.[1] ?? []))]
         try {
           files = releasesOf(parts)
           for (const name of files.keys()) await journal({ event: 'received', deployment: dep.id, function: name })
           releases = checkDeployment(ctx, files, runtime!.functions())
         } catch (e) {
-          await reject(dep, e instanceof Error ? e.message : String(e), [...files.keys()])
+          await reject(dep, e instanceof Error ? e.message : String(e), named)
           throw e instanceof Refused ? e : new Refused(String(e))
         }
         dep.functions = [...releases.values()].map((r) => ({ name: r.function, version: r.version, sha256: r.sha256, keyId: r.keyId }))
