@@ -17,7 +17,7 @@ export interface RuntimeOptions {
   watchDir?: string
   /** Runs before the first request is served (e.g. recovery of interrupted jobs). */
   onReady?(env: Env): Promise<void>
-  /** Told the status of every answer of a function (a throw counts as 500): the deployment trial. */
+  /** Told the status of every answer of a function (a throw: its HttpError status, else 500): the deployment trial. */
   observe?: AppDeps['observe']
 }
 
