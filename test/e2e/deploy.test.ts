@@ -1,7 +1,7 @@
 // Field deployment end to end (deploy.md §5): the built runtime as a real process, key pairs made
 // here, releases pushed over the unix socket and over TLS with the admin token.
 import { spawnSync } from 'node:child_process'
-import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
@@ -373,9 +373,19 @@ describe('the admin port: TLS and ADMIN_TOKEN only', () => {
     expect(r.status).toBe(202)
     expect(await until({ to, ca, token: ADMIN_TOKEN }, r.body.id!, ['committed'])).toMatchObject({ state: 'committed' })
     expect(await health(p)).toMatchObject({ body: { version: 'tls' } })
-    // TLS 1.1 is refused.
-    const old = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1'], { input: '', encoding: 'utf8', timeout: 10_000 })
-    expect(old.status).not.toBe(0)
+    // The deploy tool over TLS, with --token-file and --ca.
+    const rel = join(dir, 'releases/health-2')
+    mkdirSync(rel, { recursive: true })
+    const parts = releaseParts({ name: 'health', artifact: healthArtifact('tool over tls'), routes: HEALTH_ROUTES, version: 2, key: key.privateKey })
+    for (const [part, bytes] of parts) writeFileSync(join(rel, part.replace(/^health\.release\./, 'release.')), bytes)
+    const tool = spawnSync(process.execPath, [TSX, join(ROOT, 'scripts/deploy.ts'), 'health', '--to', to, '--token-file', join(dir, 'token'), '--ca', tls.cert,
+      '--releases', join(dir, 'releases')], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 })
+    expect(tool.status, tool.stdout + tool.stderr).toBe(0)
+    expect(await health(p)).toMatchObject({ body: { version: 'tool over tls' } })
+    // TLS 1.2 is served, TLS 1.1 is not (minVersion; Node's OpenSSL build refuses 1.1 by itself too).
+    const probe = (v: string) => spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, v, '-cipher', 'DEFAULT@SECLEVEL=0'], { input: '', encoding: 'utf8', timeout: 10_000 }).status
+    expect(probe('-tls1_2')).toBe(0)
+    expect(probe('-tls1_1')).not.toBe(0)
   })
 
   it('refuses to start with ADMIN_PORT but no TLS or no ADMIN_TOKEN (exit 78)', () => {
