@@ -20,7 +20,8 @@ export function renderReport(rows: Row[], quick: boolean): string {
     for (const r of rows.filter((x) => x.area === area)) {
       const ours = mibps(r.bytes, r.ms)
       const ref = r.refMs ? mibps(r.bytes, r.refMs) : undefined
-      lines.push(`| ${r.what} | ${size(r.bytes)} | ${ours.toFixed(0)} | ${r.refName ?? '—'} | ${ref?.toFixed(0) ?? '—'} | ${ref ? (ours / ref).toFixed(2) : '—'} | ${r.peakRssMiB ? `${r.peakRssMiB.toFixed(0)} MiB` : '—'} | ${r.target ?? ''} |`)
+      // A row about a few bytes (a deployment) is a time, not a throughput.
+      lines.push(`| ${r.what} | ${size(r.bytes)} | ${r.bytes < 1024 ? `${r.ms.toFixed(0)} ms` : ours.toFixed(0)} | ${r.refName ?? '—'} | ${ref?.toFixed(0) ?? '—'} | ${ref ? (ours / ref).toFixed(2) : '—'} | ${r.peakRssMiB ? `${r.peakRssMiB.toFixed(0)} MiB` : '—'} | ${r.target ?? ''} |`)
     }
     lines.push('')
   }

@@ -2,6 +2,7 @@
 // `--quick` scales sizes down and writes bench/out/ (CI runs it so the bench cannot rot). Exits 0 unless a run failed.
 import { benchConcurrency } from './concurrency'
 import { benchCrypto } from './crypto'
+import { benchDeploy } from './deploy'
 import { benchFlows } from './flows'
 import { benchUnlock } from './unlock'
 import { writeChart } from './chart'
@@ -17,6 +18,7 @@ try {
   rows.push(...await benchFlows(sizes))
   rows.push(...await benchUnlock(sizes))
   rows.push(...await benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
+  rows.push(...await benchDeploy(quick ? 3 : 10))
 } catch (e) {
   console.error('bench: a run failed:', e)
   process.exitCode = 1

@@ -23,6 +23,8 @@ export interface AppDeps {
   env: Env
   limiter: ReturnType<typeof createRateLimiter>
   transfers: TransferSlots
+  /** Told each function's answer status (a throw counts as its HttpError status, else 500): the deployment trial counts them. */
+  observe?(fn: LoadedFunction, status: number): void
 }
 
 const tooLarge = () => { throw new HttpError(413, `the body is larger than ${JSON_LIMIT} bytes`) }
@@ -54,7 +56,15 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
         log: env.log.child({ requestId: c.get('requestId'), fn: route.fn.info.name }),
         waitUntil: (p) => { p.catch((e) => env.log.error({ err: errorSummary(e) }, 'background work failed')) },
       }
-      return route.fn.mod.fetch(c.req.raw, env, ctx)
+      if (!deps.observe) return route.fn.mod.fetch(c.req.raw, env, ctx)
+      try {
+        const res = await route.fn.mod.fetch(c.req.raw, env, ctx)
+        deps.observe(route.fn, res.status)
+        return res
+      } catch (e) {
+        deps.observe(route.fn, isHttpError(e) ? e.status : 500)
+        throw e
+      }
     }
     app.on([route.method], [route.path], ...concerns(route), handler)
   }

@@ -5,11 +5,12 @@ import { type Config } from '../shared/contract/config'
 import { ConfigError, parseConfig, parseKeyValueLines } from './config'
 import { createLogger } from './bindings/logger'
 import { createEnv } from './env'
-import { loadFunctions, type LoadedFunction } from './registry'
+import type { LoadedFunction } from './registry'
 import { startRuntime } from './server'
 import { createTlsListener, type TlsListener } from './tls'
 import { recoverInterrupted } from './recover'
 import { applyV8Flags, mallocWarning } from './memory-settings'
+import { createDevice } from './deploy/device'
 
 applyV8Flags()
 
@@ -46,14 +47,18 @@ try {
     tls = createTlsListener({ cert: config.TLS_CERT_FILE, key: config.TLS_KEY_FILE, clientCa: config.TLS_CLIENT_CA_FILE }, log)
   }
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
+  // The factory set (dir) and the release store; start-up never fails because of a function.
+  const device = await createDevice(env, dir)
   const runtime = await startRuntime({
     env,
-    load: (previous) => loadFunctions(dir, previous),
+    load: device.load,
     watchDir: dir,
     onReady: recoverInterrupted,
     tls,
+    observe: device.observe,
   }, holder)
   tls?.watch()
+  const admin = await device.serveAdmin(runtime, tls)
   log.info({ url: runtime.url, functions: holder.current.map((f) => f.info.name), version: env.version }, 'loader listening')
   setImmediate(() => {
     // A process report takes milliseconds: it is made only when the settings are missing.
@@ -76,7 +81,7 @@ try {
     stopping = true
     log.info({ signal }, 'shutting down: no new connections, letting requests in flight finish')
     tls?.close()
-    runtime.close().then(() => process.exit(0), () => process.exit(1))
+    Promise.all([admin.close(), runtime.close()]).then(() => process.exit(0), () => process.exit(1))
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))

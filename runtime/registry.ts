@@ -52,12 +52,34 @@ export async function loadFunctions(dir: string, previous: LoadedFunction[] = []
     const bytes = await readFile(file)
     const sha256 = createHash('sha256').update(bytes).digest('hex')
     if (sha256 !== entry.sha256) throw new Error(`${entry.file}: sha256 ${sha256} does not match the manifest`)
-    const url = `${pathToFileURL(file).href}?sha256=${sha256}`
-    const mod = (await import(url)).default as LoaderFunction
-    if (!mod || typeof mod.fetch !== 'function' || mod.name !== entry.name) {
-      throw new Error(`${entry.file}: default export is not the function ${entry.name}`)
-    }
+    const mod = await importArtifact(file, sha256, entry.name)
     out.push({ mod, info: { name: entry.name, sha256, bytes: entry.bytes, loadedAt: new Date().toISOString(), routes: mod.routes } })
   }
   return out
+}
+
+// Node caches a module by URL, a failed evaluation too: a URL whose import failed is never
+// asked again, the next attempt gets a fresh one, so a transient failure is not kept for good.
+const failedImports = new Map<string, number>()
+
+/**
+ * Imports the artifact at `file` (whose bytes hash to `sha256`) and checks that its default export
+ * is the function `name`. Unchanged bytes reuse the module already imported; a failed attempt is
+ * not cached.
+ */
+export async function importArtifact(file: string, sha256: string, name: string): Promise<LoaderFunction> {
+  const base = `${pathToFileURL(file).href}?sha256=${sha256}`
+  const failures = failedImports.get(base) ?? 0
+  const url = failures ? `${base}&attempt=${failures}` : base
+  let mod: LoaderFunction
+  try {
+    mod = (await import(url)).default as LoaderFunction
+  } catch (e) {
+    failedImports.set(base, failures + 1)
+    throw e
+  }
+  if (!mod || typeof mod.fetch !== 'function' || mod.name !== name || !Array.isArray(mod.routes)) {
+    throw new Error(`${file}: default export is not the function ${name}`)
+  }
+  return mod
 }

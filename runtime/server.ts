@@ -6,7 +6,7 @@ import type { Server as TlsServer } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { Env } from '../shared/contract/function'
-import { createApp, errorSummary } from './app'
+import { createApp, errorSummary, type AppDeps } from './app'
 import { createRateLimiter } from './middleware/rate-limit'
 import type { LoadedFunction } from './registry'
 import type { TlsListener } from './tls'
@@ -22,6 +22,8 @@ export interface RuntimeOptions {
   onReady?(env: Env): Promise<void>
   /** Serve HTTPS only, with these certificates (kept current by the listener). */
   tls?: TlsListener
+  /** Told the status of every answer of a function (a throw: its HttpError status, else 500): the deployment trial. */
+  observe?: AppDeps['observe']
 }
 
 /** A started runtime. */
@@ -30,34 +32,50 @@ export interface Runtime {
   port: number
   functions(): LoadedFunction[]
   reload(): Promise<boolean>
+  /**
+   * Replaces the functions with `change(current)` in one swap, after any reload or swap under
+   * way; resolves once the new app serves. A throw leaves the functions as they were.
+   */
+  swap(change: (current: LoadedFunction[]) => LoadedFunction[] | Promise<LoadedFunction[]>): Promise<boolean>
   close(): Promise<void>
 }
 
 /** Loads the functions, builds the app and serves it; `holder` lets env.functions() see reloads. */
 export async function startRuntime(opts: RuntimeOptions, holder: { current: LoadedFunction[] }): Promise<Runtime> {
   const { env } = opts
-  const deps = { env, limiter: createRateLimiter(env.config.LOGIN_RATE_PER_MINUTE), transfers: { active: 0 } }
+  const deps: AppDeps = { env, limiter: createRateLimiter(env.config.LOGIN_RATE_PER_MINUTE), transfers: { active: 0 }, observe: opts.observe }
   holder.current = await opts.load([])
   let app = createApp(holder.current, deps)
   await opts.onReady?.(env)
 
-  let reloading: Promise<boolean> | undefined
-  const reload = () => (reloading ??= (async () => {
+  // Reloads and swaps run one after the other. A reload asked while one runs is queued (at most
+  // one: every caller meanwhile shares it) and reads the manifest after the running one ended,
+  // so a change made during a reload is never lost.
+  let chain: Promise<unknown> = Promise.resolve()
+  const serial = <T>(job: () => Promise<T>): Promise<T> => {
+    const p = chain.then(job)
+    chain = p.catch(() => {})
+    return p
+  }
+  const install = (next: LoadedFunction[], what: string): boolean => {
+    if (next.every((f, i) => holder.current[i] === f) && next.length === holder.current.length) return false
+    const nextApp = createApp(next, deps)
+    holder.current = next
+    app = nextApp
+    env.log.info({ functions: next.map((f) => ({ name: f.info.name, sha256: f.info.sha256 })) }, what)
+    return true
+  }
+  let queued: Promise<boolean> | undefined
+  const reload = () => (queued ??= serial(async () => {
+    queued = undefined
     try {
-      const next = await opts.load(holder.current)
-      if (next.every((f, i) => holder.current[i] === f) && next.length === holder.current.length) return false
-      const nextApp = createApp(next, deps)
-      holder.current = next
-      app = nextApp
-      env.log.info({ functions: next.map((f) => ({ name: f.info.name, sha256: f.info.sha256 })) }, 'functions reloaded')
-      return true
+      return install(await opts.load(holder.current), 'functions reloaded')
     } catch (e) {
       env.log.warn({ err: errorSummary(e) }, 'reload skipped: keeping the functions already loaded')
       return false
-    } finally {
-      reloading = undefined
     }
-  })())
+  }))
+  const swap: Runtime['swap'] = (change) => serial(async () => install(await change(holder.current), 'functions swapped'))
 
   const inflight = new Set<import('node:http').ServerResponse>()
   const server: ServerType = serve({
@@ -100,6 +118,7 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     port,
     functions: () => holder.current,
     reload,
+    swap,
     async close() {
       watcher?.close()
       const http = server as Server

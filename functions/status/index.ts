@@ -32,7 +32,8 @@ export default defineFunction({
       clockOffsetMs: env.clock.offsetMs(),
       warnings: env.warnings,
       unlock: publicView(unlock),
-      functions: env.functions().map((f) => ({ name: f.name, sha256: f.sha256, bytes: f.bytes, loadedAt: f.loadedAt })),
+      functions: env.functions().map((f) => ({ name: f.name, version: f.version ?? 'factory', sha256: f.sha256, bytes: f.bytes,
+        source: f.source ?? 'factory', trial: f.trial ?? false, loadedAt: f.loadedAt })),
     })
   },
 })

@@ -52,6 +52,16 @@ export const ConfigSchema = v.pipe(
     // As the Docker CLI reads it: any non-empty value turns verification on.
     DOCKER_TLS_VERIFY: v.pipe(v.optional(v.string()), v.transform((s) => Boolean(s))),
     DOCKER_CERT_PATH: optionalText,
+    // Field deployment (deploy.md): release keys, the admin surface, the trial, the store.
+    RELEASE_KEYS: optionalText,
+    ADMIN_SOCKET: optionalText,
+    ADMIN_PORT: v.pipe(v.optional(v.string(), ''), v.regex(/^(\d{1,5})?$/, 'expected a port from 1 to 65535'),
+      v.transform((s) => (s ? Number(s) : undefined)), v.check((n) => n === undefined || (n >= 1 && n <= 65535), 'expected a port from 1 to 65535')),
+    ADMIN_TOKEN: v.pipe(optionalText, v.check((s) => s === undefined || s.length >= 32, 'must be at least 32 characters')),
+    ADMIN_BODY_MAX_BYTES: intIn(1024, GiB, 8 * 1024 * 1024),
+    DEPLOY_TRIAL_S: intIn(1, 86400, 60),
+    DEPLOY_TRIAL_MAX_ERRORS: intIn(1, 100000, 3),
+    RELEASES_KEPT: intIn(1, 100, 3),
   }),
   v.forward(
     v.check((c) => !c.TLS_CERT_FILE || !!c.TLS_KEY_FILE, 'is required when TLS_CERT_FILE is set'),
@@ -70,6 +80,9 @@ export const ConfigSchema = v.pipe(
       'set at most one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'),
     ['JWT_SECRET'],
   ),
+  v.forward(v.check((c) => c.ADMIN_PORT === undefined || !!c.ADMIN_TOKEN, 'ADMIN_PORT needs ADMIN_TOKEN (at least 32 characters)'), ['ADMIN_TOKEN']),
+  v.forward(v.check((c) => c.ADMIN_PORT === undefined || (!!c.TLS_CERT_FILE && !!c.TLS_KEY_FILE), 'ADMIN_PORT is served over TLS only: set TLS_CERT_FILE and TLS_KEY_FILE'), ['TLS_CERT_FILE']),
+  v.forward(v.check((c) => !c.ADMIN_TOKEN || c.ADMIN_TOKEN !== c.LOADER_API_TOKEN, 'must differ from LOADER_API_TOKEN'), ['ADMIN_TOKEN']),
 )
 
 export type Config = v.InferOutput<typeof ConfigSchema>

@@ -6,6 +6,12 @@ import type { BigPartCache } from './cache'
 import type { Archives } from './archives'
 import type { DockerTls } from './docker-tls'
 
+/**
+ * The version of this contract. A release names the contract it was built against
+ * (`release.json` `contract`); the runtime refuses a release whose contract it does not serve.
+ */
+export const CONTRACT_VERSION = 1
+
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE'
@@ -49,6 +55,12 @@ export interface FunctionInfo {
   bytes?: number
   loadedAt: string
   routes: RouteDef[]
+  /** The release version (`factory` for the image's own artifact). */
+  version?: number | 'factory'
+  /** Where the artifact came from: the release store on the data volume, or the image. */
+  source?: 'store' | 'factory'
+  /** True while the release is in its deployment's trial window. */
+  trial?: boolean
 }
 
 /** The bindings built once by the runtime and shared by every function. */
@@ -86,6 +98,11 @@ export interface LoaderFunction {
   name: string
   routes: RouteDef[]
   fetch(request: Request, env: Env, ctx: Ctx): Promise<Response>
+  /**
+   * Optional check run once when a release is activated, before it is swapped in, with a
+   * time limit: a throw or a timeout rejects the deployment. Must not touch durable state.
+   */
+  selfTest?(env: Env): Promise<void>
 }
 
 /** Identity helper that checks a function definition against the contract. */

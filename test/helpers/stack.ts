@@ -80,6 +80,8 @@ export interface Stack {
   /** An S3 client signing with the uploader keys, straight to moto. */
   s3: AwsClient
   restartLoader(vars?: Record<string, string>): Promise<void>
+  /** Stops the Resource API (origin), the CDN (moto) and its proxy, leaving the loader running. */
+  stopUpstreams(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -112,11 +114,19 @@ export async function startStack(users: Record<string, [string, string | number]
       await stack.loader.stop()
       stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
     },
+    async stopUpstreams() {
+      await moto.stop()
+      proxy.server.closeAllConnections()
+      proxy.server.close()
+      originServer.closeAllConnections()
+      await new Promise((r) => originServer.close(r))
+    },
     async stop() {
       await stack.loader.stop('SIGKILL')
       await moto.stop()
       proxy.server.closeAllConnections()
       proxy.server.close()
+      originServer.closeAllConnections()
       originServer.close()
     },
   }

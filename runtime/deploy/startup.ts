@@ -1,0 +1,84 @@
+// Which artifact of each function runs (deploy.md §2): at start, active → previous →
+// last-known-good → factory, never failing the start because of a function; on a dev reload
+// (factory manifest changed, SIGHUP), the factory artifacts of functions no release is active for.
+import { errorSummary } from '../app'
+import { readManifest, type LoadedFunction } from '../registry'
+import { loadFactory, loadRef, pointerOf, savePointers, type DeployContext } from './context'
+import type { Ref } from './pointer'
+
+const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/** Loads every function at start; a function none of whose candidates loads is left out, with a warning. */
+export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]> {
+  const { env } = ctx
+  const manifest = await readManifest(ctx.factoryDir)
+  const names = [...new Set([...manifest.functions.map((f) => f.name), ...Object.keys(ctx.pointers)])].sort()
+  let dirty = false
+  const out: LoadedFunction[] = []
+  for (const name of names) {
+    let p = pointerOf(ctx, name)
+    if (p.trial) {
+      // The process stopped during a trial: the trial failed, the release before it runs.
+      const reason = 'the process stopped during the trial'
+      await ctx.journal.append({ event: 'rolled_back', deployment: p.trial.deployment, function: name, version: p.active, reason })
+      env.log.warn({ fn: name, version: p.active }, `deployment ${p.trial.deployment} rolled back at start: ${reason}`)
+      p = ctx.pointers[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial.restorePrevious, trial: null }
+      dirty = true
+    }
+    // A function only the store had, rolled back to `factory`: nothing to run, nothing to warn about.
+    if (p.active === 'factory' && !manifest.functions.some((f) => f.name === name)) continue
+    const candidates: Ref[] = ctx.keys.length
+      ? [...new Set<Ref>([p.active, ...(p.previous !== null ? [p.previous] : []), p.lastKnownGood, 'factory'])]
+      : ['factory']
+    const failures: string[] = []
+    let loaded: LoadedFunction | undefined
+    for (const ref of candidates) {
+      try {
+        loaded = await loadRef(ctx, name, ref, manifest)
+        break
+      } catch (e) {
+        failures.push(`${ref}: ${reasonOf(e)}`)
+        env.log.debug({ fn: name, ref, err: errorSummary(e) }, 'candidate did not load')
+      }
+    }
+    if (failures.length) {
+      const reason = loaded
+        ? `${name}: ${failures.join('; ')}; running ${loaded.info.version}`
+        : `${name}: no artifact could be loaded (${failures.join('; ')}); its routes are not served`
+      await ctx.journal.append({ event: 'fallback_at_start', function: name, version: loaded?.info.version ?? null, sha256: loaded?.info.sha256 ?? null, reason })
+      env.log.warn({ fn: name }, `fallback at start: ${reason}`)
+      env.warnings.push(`fallback at start: ${reason}`)
+    }
+    if (loaded) out.push(loaded)
+  }
+  if (dirty) await savePointers(ctx)
+  return out
+}
+
+/**
+ * The dev reload: re-reads the factory manifest and imports the factory artifacts that changed,
+ * for the functions no release is active for. Any failure throws: the runtime keeps what it has.
+ */
+export async function reloadFactory(ctx: DeployContext, previous: LoadedFunction[]): Promise<LoadedFunction[]> {
+  const manifest = await readManifest(ctx.factoryDir)
+  const out: LoadedFunction[] = []
+  for (const name of [...new Set([...manifest.functions.map((f) => f.name), ...previous.map((f) => f.info.name)])].sort()) {
+    const current = previous.find((f) => f.info.name === name)
+    if (current && current.info.source === 'store') {
+      out.push(current)
+      continue
+    }
+    const entry = manifest.functions.find((f) => f.name === name)
+    if (!entry) continue
+    if (current && current.info.sha256 === entry.sha256) {
+      out.push(current)
+      continue
+    }
+    if (pointerOf(ctx, name).active !== 'factory' && current) {
+      out.push(current)
+      continue
+    }
+    out.push(await loadFactory(ctx, name, manifest))
+  }
+  return out
+}
