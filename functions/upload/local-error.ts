@@ -3,7 +3,7 @@
 import { HttpError } from '../../shared/contract/http-error'
 
 /** Codes of a device that has no room left (disk or quota). */
-const FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
+const FULL = /^(ENOSPC|EDQUOT|EFBIG)$/
 
 /** True when `e` is an error of the local file system (it carries an errno code and a syscall). */
 export const isLocalFsError = (e: unknown): e is NodeJS.ErrnoException =>
@@ -15,7 +15,7 @@ export const isLocalFsError = (e: unknown): e is NodeJS.ErrnoException =>
  */
 export function localWriteProblem(e: NodeJS.ErrnoException, what: string): HttpError {
   const code = e.code ?? 'error'
-  if (FULL.has(code)) {
+  if (FULL.test(code)) {
     return new HttpError(507, `the device has no room left for ${what} (${code}): free space under CACHE_DIR`, { type: 'disk-full', cause: e, extra: { code } })
   }
   return new HttpError(500, `the device cannot write ${what} under CACHE_DIR (${code}): check that it is writable`, { type: 'local-storage', cause: e, extra: { code } })
