@@ -19,6 +19,10 @@ export interface ProxyFaults {
   cutNextBigGetAfter?: number
   /** Send this many bytes of the next `.big` GET, then hold the connection open without more. */
   stallNextBigGetAfter?: number
+  /** Cut the connection of the next PUT after this many bytes of its body (nothing reaches moto). */
+  cutNextPutAfter?: number
+  /** Answer the next PUT 403 at once, before reading its body (as a CDN checking the signature first does). */
+  refuseNextPut?: boolean
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
 }
@@ -28,6 +32,19 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
   const t = new URL(target)
   const server = createServer((req, res) => {
     const isBigGet = req.method === 'GET' && /\.big$/.test(req.url ?? '')
+    if (req.method === 'PUT' && faults.cutNextPutAfter !== undefined) {
+      const cutPut = faults.cutNextPutAfter
+      faults.cutNextPutAfter = undefined
+      let got = 0
+      req.on('data', (c: Buffer) => { if ((got += c.length) >= cutPut) req.socket.destroy() })
+      return
+    }
+    if (req.method === 'PUT' && faults.refuseNextPut) {
+      faults.refuseNextPut = false
+      res.writeHead(403, { 'content-type': 'application/xml' })
+      res.end('<Error><Code>SignatureDoesNotMatch</Code></Error>')
+      return
+    }
     if (isBigGet) faults.ranges.push(req.headers.range)
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
