@@ -36,12 +36,17 @@ describe('built runtime', () => {
     }
   })
 
-  it('stops at start with one line naming a bad variable', () => {
+  it.each([
+    ['PORT', 'eighty'],
+    ['JWT_PUBLIC_KEY', '-----BEGIN PUBLIC KEY-----\\nnot-a-key\\n-----END PUBLIC KEY-----'],
+    ['JWKS_URL', 'http://idp.example/jwks.json'],
+    ['JWKS_URL', 'not a url'],
+  ])('stops at start (exit 78) with one line naming a bad %s', (name, value) => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
-      env: { PATH: process.env.PATH, ...SALTS, PORT: 'eighty' }, encoding: 'utf8', timeout: 10_000,
+      env: { PATH: process.env.PATH, ...SALTS, [name]: value }, encoding: 'utf8', timeout: 10_000,
     })
-    expect(r.status).not.toBe(0)
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^loader: configuration error: PORT: /)])
+    expect(r.status).toBe(78)
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^loader: configuration error: ${name}: `))])
   })
 
   it('refuses a non-loopback address without a caller token', () => {
