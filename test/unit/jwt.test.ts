@@ -42,7 +42,7 @@ describe('JWT_PUBLIC_KEY', () => {
     const forever = await w.login()
     expect(forever.status).toBe(502)
     expect(await detail(forever)).toMatch(/no exp claim/)
-    expect((await w.app.request('/status').then((r) => r.json())).authenticated).toBe(false)
+    expect((await (await w.app.request('/status')).json()).authenticated).toBe(false)
   })
 
   it('checks JWT_ISSUER and JWT_AUDIENCE when they are set', async () => {
