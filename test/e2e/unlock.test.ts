@@ -71,6 +71,17 @@ describe('unlock into podman', () => {
     expect(st).toMatchObject({ state: 'ready', images: expect.arrayContaining([IMAGE]) })
   })
 
+  it('after ready, a plain POST /unlock runs again when the image was removed from the engine', async () => {
+    expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
+    podman.cli(['rmi', IMAGE])
+    expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).not.toContain(IMAGE)
+    const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })
+    expect(r.status).toBe(202)
+    expect(await settle(s.loader.url)).toMatchObject({ state: 'ready', images: expect.arrayContaining([IMAGE]) })
+    expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGE)
+    expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
+  })
+
   it('a corrupt archive ends in error with the engine\'s message', async () => {
     await s.restartLoader({ UNLOCK_ARCHIVE: corrupt, DOCKER_HOST: `unix://${podman.socket}` })
     const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })

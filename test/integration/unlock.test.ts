@@ -86,6 +86,26 @@ describe('unlock', () => {
     await engine.close()
   })
 
+  it('after ready, a plain POST /unlock runs again when the engine has lost an image (or cannot be asked)', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1', 'localhost/b:2'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready' })
+    expect((await w.post()).status).toBe(200)
+    expect(engine.received.length).toBe(1)
+    // Someone removed one image from the engine: the next plain POST /unlock loads it again.
+    engine.images.delete('localhost/b:2')
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/a:1', 'localhost/b:2'] })
+    expect(engine.received.length).toBe(2)
+    expect(engine.images.has('localhost/b:2')).toBe(true)
+    expect((await w.post()).status).toBe(200)
+    // An engine that is gone cannot confirm the images: the run again reports why.
+    await engine.close()
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'error', error: expect.stringMatching(/could not be reached/) })
+  })
+
   it('an engine that answers before the archive file reports its end still leaves ready (no late phase write)', async () => {
     // A tar is a multiple of 512 bytes, so its last cipher block is all padding: the engine can
     // have the whole plaintext, and answer, before the file stream has emitted 'end'.

@@ -7,6 +7,7 @@ import { HttpError } from '../../shared/contract/http-error'
 import { readJson } from '../../shared/http/json'
 import * as v from 'valibot'
 import { makeApp } from '../helpers/env'
+import { idle, writeUnlock } from '../../shared/contract/unlock-state'
 import { createRateLimiter } from '../../runtime/middleware/rate-limit'
 
 const echo = {
@@ -35,6 +36,15 @@ describe('runtime app', () => {
     expect(s).toMatchObject({ status: 'ok', authenticated: false, user: null, jwt: 'unverified', cdn: 'not-configured',
       hardware: 'override', callerAuth: 'off', unlock: { state: 'idle' } })
     expect(s.functions.map((f: { name: string }) => f.name)).toEqual(['health', 'status', 'echo'])
+  })
+
+  it('/status shows the public unlock view, never the internal archive signature', async () => {
+    const { app, env } = await makeApp([status])
+    await writeUnlock(env.state, { ...idle(), state: 'ready', images: ['localhost/x:1'], archives: '[["secret-archive.enc",1,2]]' })
+    const s = await (await app.request('/status')).json()
+    expect(s.unlock).toMatchObject({ state: 'ready', images: ['localhost/x:1'] })
+    expect(s.unlock).not.toHaveProperty('archives')
+    expect(JSON.stringify(s)).not.toContain('secret-archive')
   })
 
   it('answers unknown routes 404 and wrong methods 405 with Allow, as problem+json', async () => {
