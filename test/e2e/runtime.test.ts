@@ -1,5 +1,6 @@
 // The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
 import { execFileSync, spawnSync } from 'node:child_process'
+import { request } from 'node:http'
 import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -75,6 +76,22 @@ describe('built runtime', () => {
     const p = await start()
     expect(await p.stop('SIGTERM')).toBe(0)
     expect(p.output()).toContain('shutting down')
+  })
+
+  it('SIGTERM with a request still in flight after SHUTDOWN_GRACE_MS: the connection is cut and the process exits 0', async () => {
+    const p = await start({ SHUTDOWN_GRACE_MS: '500' })
+    // A client that sends half a JSON body and then nothing: its request never ends by itself.
+    const client = new Promise<string>((ok) => {
+      const req = request(`${p.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } }, (res) => ok(`answered ${res.statusCode}`))
+      req.once('error', (e) => ok(`cut (${(e as NodeJS.ErrnoException).code})`))
+      req.write('{"email":"a@b.co",')
+    })
+    await new Promise((r) => setTimeout(r, 300))
+    p.child.kill('SIGTERM')
+    const exited = await Promise.race([p.stop(), new Promise((r) => setTimeout(() => r('still running'), 20_000))])
+    expect(exited).toBe(0)
+    expect(p.output()).toContain('shutdown grace period over')
+    expect(await client).toMatch(/^cut/)
   })
 })
 
