@@ -1,11 +1,11 @@
 // The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { request } from 'node:http'
-import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
 import { SALTS } from '../helpers/vectors'
 import { MALLOC_TUNABLES } from '../../runtime/memory-settings'
@@ -52,7 +52,7 @@ describe('built runtime', () => {
 
   it('refuses a non-loopback address without a caller token', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
-      env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: mkdtempSync(join(tmpdir(), 'l-')) }, encoding: 'utf8', timeout: 10_000,
+      env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: tempDir('l-') }, encoding: 'utf8', timeout: 10_000,
     })
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/LOADER_API_TOKEN/)
@@ -98,7 +98,7 @@ describe('built runtime', () => {
 describe('redeploy of one function', () => {
   /** A copy of the sources whose `health` function can be rewritten and rebuilt into `out`. */
   function sourceCopy(out: string) {
-    const dir = mkdtempSync(join(tmpdir(), 'loader-src-'))
+    const dir = tempDir('loader-src-')
     for (const p of ['functions', 'shared', 'runtime', 'build.mjs', 'package.json']) cpSync(join(ROOT, p), join(dir, p), { recursive: true })
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
     const writeHealth = (version: string) => writeFileSync(join(dir, 'functions/health/index.ts'), `
@@ -119,7 +119,7 @@ describe('redeploy of one function', () => {
   }
 
   it('swaps in a rebuilt artifact without a restart; in-flight requests finish on the old code; session survives', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const out = tempDir('loader-dist-')
     const src = sourceCopy(out)
     src.writeHealth('one')
     src.build()
@@ -145,7 +145,7 @@ describe('redeploy of one function', () => {
   })
 
   it('reloads on SIGHUP and keeps the old code when an artifact does not match its manifest', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const out = tempDir('loader-dist-')
     const src = sourceCopy(out)
     src.writeHealth('one')
     src.build()

@@ -1,10 +1,10 @@
 // F4–F5 end to end: the built runtime unlocks a real docker-archive into a real engine (podman's API service).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { aesKey } from '../../shared/crypto/blob'
 import { opensslEncrypt } from '../helpers/openssl'
 import { startPodman, type Podman } from '../helpers/podman'
@@ -21,7 +21,7 @@ let corrupt: string
 
 beforeAll(async () => {
   podman = await startPodman()
-  const work = mkdtempSync(join(tmpdir(), 'unlock-e2e-'))
+  const work = tempDir('unlock-e2e-')
   mkdirSync(join(work, 'rootfs'))
   writeFileSync(join(work, 'rootfs/marker.txt'), `made by the loader e2e test ${FRAGMENT}\n`)
   execFileSync('tar', ['-C', join(work, 'rootfs'), '-cf', join(work, 'rootfs.tar'), '.'])

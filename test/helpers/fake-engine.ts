@@ -1,9 +1,8 @@
 // A fake Docker engine on a unix socket: answers /images/load like dockerd or podman, or fails on demand.
 import { createServer, type Server } from 'node:http'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
+import { tempDir } from './tmp'
 
 export type EngineMode = 'podman' | 'dockerd' | 'podman-error' | 'dockerd-error' | 'sink'
 
@@ -20,7 +19,7 @@ export interface FakeEngine {
 }
 
 export async function startFakeEngine(mode: EngineMode = 'podman', images = ['localhost/demo:1']): Promise<FakeEngine> {
-  const socket = join(mkdtempSync(join(tmpdir(), 'engine-')), 'docker.sock')
+  const socket = join(tempDir('engine-'), 'docker.sock')
   const engine: FakeEngine = { socket, mode, received: [], delayMs: 0, images: new Set(), close: async () => {} }
   const server: Server = createServer(async (req, res) => {
     const inspect = req.method === 'GET' ? /^\/images\/(.+)\/json$/.exec(req.url ?? '') : null

@@ -9,6 +9,8 @@ import { createOrigin } from '../origin/origin'
 import { startMoto, type Keys, type Moto } from './moto'
 import { startLoader, type LoaderProcess } from './spawn'
 import { SALTS } from './vectors'
+import { removeLater } from './tmp'
+import { rm } from 'node:fs/promises'
 
 export const JWT_SECRET = 'jwt-secret-for-tests-0123456789'
 export const RESOURCE_AES = aesKey(resourceKey(SALTS.RESOURCE_KEY_SALT))
@@ -118,13 +120,17 @@ export async function startStack(users: Record<string, [string, string | number]
   }
   setCdnYaml()
   const vars = { ...salts, RESOURCE_API_URL: originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000', API_TIMEOUT_MS: '5000', CDN_TIMEOUT_MS: '5000', ...loaderVars }
+  // Every CACHE_DIR the loader used (restarts may name new ones): removed by stop().
+  const cacheDirs = new Set<string>()
   const stack: Stack = {
     origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
-    loader: await startLoader(vars),
+    loader: await startLoader(vars).then((l) => (cacheDirs.add(l.cacheDir), l)),
     s3: new AwsClient({ ...moto.uploader, service: 's3', region: 'us-east-1', retries: 0 }),
     async restartLoader(more = {}) {
       await stack.loader.stop()
       stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
+      cacheDirs.add(stack.loader.cacheDir)
+      removeLater(stack.loader.cacheDir)
     },
     async stop() {
       await stack.loader.stop('SIGKILL')
@@ -132,6 +138,7 @@ export async function startStack(users: Record<string, [string, string | number]
       proxy.server.closeAllConnections()
       proxy.server.close()
       originServer.close()
+      await Promise.all([...cacheDirs].map((d) => rm(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })))
     },
   }
   return stack

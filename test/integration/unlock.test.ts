@@ -1,13 +1,14 @@
 // The unlock state machine and its error mapping, with source functions, the origin on a real port, and a fake engine on a unix socket.
 import { serve } from '@hono/node-server'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import unlockFn from '../../functions/unlock/index'
 import statusFn from '../../functions/status/index'
 import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
@@ -38,7 +39,7 @@ afterAll(() => { originServer.closeAllConnections(); originServer.close() })
 
 /** A folder of archives encrypted under `fragment`. */
 function archives(plains: Buffer[], fragment = FRAGMENT): string {
-  const dir = mkdtempSync(join(tmpdir(), 'archives-'))
+  const dir = tempDir('archives-')
   plains.forEach((p, i) => writeFileSync(join(dir, `${String(i).padStart(2, '0')}-image.enc`), encryptBuffer(aesKey(fragment), p)))
   writeFileSync(join(dir, 'ignored.txt'), 'not an archive')
   return dir
@@ -179,7 +180,7 @@ describe('unlock', () => {
     const w = await world(engine, join(tmpdir(), 'no-such-archive.enc'))
     await w.post()
     expect((await w.settle()).error).toMatch(/no archive at UNLOCK_ARCHIVE/)
-    const empty = mkdtempSync(join(tmpdir(), 'empty-'))
+    const empty = tempDir('empty-')
     const w2 = await world(engine, empty)
     await w2.post()
     expect((await w2.settle()).error).toMatch(/has no \*\.enc archives/)
