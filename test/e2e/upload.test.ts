@@ -3,7 +3,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readdirSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { post, startStack, type Stack } from '../helpers/stack'
+import { spawnSync } from 'node:child_process'
+import { JWT_SECRET, post, startStack, type Stack } from '../helpers/stack'
+import { startLoader } from '../helpers/spawn'
+import { SALTS } from '../helpers/vectors'
 
 const ADMIN = ['upload-admin@example.com', 'upload-admin-pass']
 let s: Stack
@@ -89,5 +92,33 @@ describe('concurrent uploads of one name', () => {
     const r = await post(s.loader.url, '/load/race.bin', {})
     expect(r.status).toBe(200)
     expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(last))
+  })
+})
+
+/** Whether this machine lets a process mount a tmpfs in its own mount namespace (root, not in an unprivileged container). */
+const canMountTmpfs = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /mnt'], { stdio: 'ignore' }).status === 0
+
+describe('a full disk', () => {
+  it.skipIf(!canMountTmpfs)('an upload larger than the free space answers 507 naming ENOSPC; the space is freed and the next upload goes through', async () => {
+    // The loader alone sees a 6 MiB tmpfs as its CACHE_DIR: a real full disk, nobody else's.
+    const full = await startLoader({ ...SALTS, RESOURCE_API_URL: s.originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000' },
+      ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=6m,mode=0700 tmpfs "$CACHE_DIR" && exec "$@"', 'sh'])
+    try {
+      expect((await post(full.url, '/login', { email: ADMIN[0], password: ADMIN[1] })).status).toBe(200)
+      const r = await fetch(`${full.url}/upload/full.bin`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(randomBytes(16 << 20)) })
+      expect(r.status).toBe(507)
+      const problem = await r.json()
+      expect(problem).toMatchObject({ status: 507, code: 'ENOSPC', type: 'https://loader.local/problems/disk-full' })
+      expect(problem.detail).toContain('ENOSPC')
+      expect(full.output()).toContain('ENOSPC')
+      // Nothing went upstream, and the temporary file is gone: a smaller upload fits again.
+      expect(s.origin.files.has('models/full.bin.small')).toBe(false)
+      const small = randomBytes(2 << 20)
+      const ok = await fetch(`${full.url}/upload/fits.bin`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(small) })
+      expect(ok.status).toBe(201)
+      expect((await ok.json()).sha256).toBe(sha(small))
+    } finally {
+      await full.stop('SIGKILL')
+    }
   })
 })
