@@ -55,9 +55,12 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
       fresh = await loginUpstream(env, email, password)
     } catch (e) {
       if (!(e instanceof HttpError && e.status === 401)) throw e
+      // A newer login made meanwhile is used as it is.
+      const latest = await getAuth(env.session)
+      if (latest && latest.generation !== generation) return latest
       // The stored credentials are refused (a changed password): forget them rather than retry
-      // them on every call (account lockout), unless a newer login replaced them meanwhile.
-      if ((await getAuth(env.session))?.generation === generation) await clearSession(env.session)
+      // them on every call (account lockout).
+      if (latest) await clearSession(env.session)
       env.log.warn({ email }, 'the Resource API refused the stored credentials: session cleared')
       throw new HttpError(401, 'the Resource API refused the stored credentials (changed password?): log in again with POST /login', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
     }
