@@ -1,7 +1,7 @@
 // The upload flow's commit order, its serialisation per folder/filename and its local write failures (MSW upstreams).
 import { createWriteStream, readdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { http, HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { API } from '../mocks/resource-api'
@@ -144,5 +144,18 @@ describe('local write failures on upload', () => {
     expect(w.cdn.calls.filter((c) => c.method === 'PUT')).toEqual([])
     expect(w.api.state.files.has('models/full.bin.small')).toBe(false)
     expect(readdirSync(`${w.cacheDir}/tmp`).filter((f) => f.endsWith('.tmp'))).toEqual([])
+  })
+
+  it('a temporary file that cannot be read back for the PUT is a local problem (500 naming EIO), not the CDN\'s', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const temp = w.env.cache.temp.bind(w.env.cache)
+    w.env.cache.temp = (label) => ({ ...temp(label), read: () => new Readable({
+      read() { this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', syscall: 'read' })) },
+    }) })
+    const r = await raw(w, 'eio.bin', randomBytes(50_000))
+    expect(r.status).toBe(500)
+    expect(await r.json()).toMatchObject({ code: 'EIO', type: 'https://loader.local/problems/local-storage' })
+    expect(w.api.state.files.has('models/eio.bin.small')).toBe(false)
   })
 })
