@@ -1,4 +1,4 @@
-// F3: POST /upload/:filename — encrypt, split, big part to CDN and cache, small part to the API last.
+// F3: POST /upload/:filename — encrypt, split, then big part to the CDN, manifest, small part to the API (the commit point), local cache.
 import { createHash } from 'node:crypto'
 import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
