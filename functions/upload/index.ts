@@ -1,16 +1,11 @@
 // F3: POST /upload/:filename — encrypt, split, then big part to the CDN, manifest, small part to the API (the commit point), local cache.
-import { createHash } from 'node:crypto'
-import { Transform, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import type { Readable } from 'node:stream'
 import { defineFunction } from '../../shared/contract/function'
-import { HttpError, isHttpError } from '../../shared/contract/http-error'
+import { HttpError } from '../../shared/contract/http-error'
 import { json } from '../../shared/http/json'
 import { checkFilename, checkFolder } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
-import { createEncryptStream } from '../../shared/crypto/blob'
-import { resourceAesKey } from '../../shared/crypto/keys'
-import { SplitStream } from './split'
 import { openUploadBody } from './body'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
@@ -18,8 +13,7 @@ import { upstreamProblem } from '../../shared/upstream/errors'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
 import { isLocalFsError, localWriteProblem } from './local-error'
 import { exclusive } from './exclusive'
-
-const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
+import { stageUpload, tooLarge, type StagedUpload } from './stage'
 
 export default defineFunction({
   name: 'upload',
@@ -36,6 +30,7 @@ export default defineFunction({
     const body = await openUploadBody(request)
     const temp = env.cache.temp('upload')
     let bigPart: Readable | undefined
+    const stage = () => stageUpload(env, body.data, temp, max)
     try {
       // A raw body names its folder up front: the upload is serialised before a byte is read.
       // A multipart body names it in a field, known once the body has been read.
@@ -53,37 +48,8 @@ export default defineFunction({
       await temp.remove()
     }
 
-    /** Plaintext → count and hash → encrypt → split (small part kept) → temporary file of the big part. */
-    async function stage() {
-      let bytes = 0
-      const plainHash = createHash('sha256')
-      const meter = new Transform({
-        readableHighWaterMark: 1 << 20,
-        writableHighWaterMark: 1 << 20,
-        transform(chunk: Buffer, _e, done) {
-          bytes += chunk.length
-          if (bytes > max) return done(tooLarge(max))
-          plainHash.update(chunk)
-          done(null, chunk)
-        },
-      })
-      const split = new SplitStream()
-      const sink = temp.write()
-      let sinkError: NodeJS.ErrnoException | undefined
-      sink.once('error', (e) => { sinkError = e })
-      try {
-        await pipeline(body.data, meter, createEncryptStream(resourceAesKey(env)), split, sink)
-      } catch (e) {
-        // The temporary file's own failure says what it is (full disk, read-only, …), whatever else broke with it.
-        if (sinkError && isLocalFsError(sinkError)) throw localWriteProblem(sinkError, 'the upload')
-        if (isHttpError(e)) throw e
-        throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
-      }
-      return { bytes, sha256: plainHash.digest('hex'), parts: split.result() }
-    }
-
     /** Big part → manifest → small part (the commit point) → local cache. */
-    async function commitUpload(folder: string, { bytes, sha256, parts }: Awaited<ReturnType<typeof stage>>) {
+    async function commitUpload(folder: string, { bytes, sha256, parts }: StagedUpload) {
       // The big part first, with its exact length and both hashes; a consumed stream is never retried.
       bigPart = temp.read()
       let readError: NodeJS.ErrnoException | undefined
