@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { AwsClient } from 'aws4fetch'
 import { aesKey } from '../../shared/crypto/blob'
 import { resourceKey } from '../../shared/crypto/keys'
-import { createOrigin } from '../origin/origin'
+import { createOrigin, type OriginOptions } from '../origin/origin'
 import { startMoto, type Keys, type Moto } from './moto'
 import { startLoader, type LoaderProcess } from './spawn'
 import { SALTS } from './vectors'
@@ -100,8 +100,9 @@ export interface Stack {
 }
 
 /** Starts everything; `users` are email → [password, role]. */
-export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}, salts: typeof SALTS = SALTS): Promise<Stack> {
-  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts })
+export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}, salts: typeof SALTS = SALTS,
+  originOptions: Partial<OriginOptions> = {}): Promise<Stack> {
+  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts, ...originOptions })
   for (const [email, [password, role]] of Object.entries(users)) state.users.set(email, { password, role: role as never })
   const originServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server
   await new Promise<void>((r) => (originServer.listening ? r() : originServer.once('listening', r)))
