@@ -86,7 +86,8 @@ describe('built runtime', () => {
       req.once('error', (e) => ok(`cut (${(e as NodeJS.ErrnoException).code})`))
       req.write('{"email":"a@b.co",')
     })
-    await new Promise((r) => setTimeout(r, 300))
+    // Time for the server to take the request in (nothing to wait on: it has not ended).
+    await new Promise((r) => setTimeout(r, 1000))
     p.child.kill('SIGTERM')
     const exited = await Promise.race([p.stop(), new Promise((r) => setTimeout(() => r('still running'), 20_000))])
     expect(exited).toBe(0)

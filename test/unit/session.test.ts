@@ -28,7 +28,7 @@ describe('session', () => {
       return setItem(key, value as never, opts as never)
     }) as typeof w.env.session.setItem
     const first = w.login()
-    await vi.waitFor(() => expect(release).toBeDefined())
+    await vi.waitFor(() => expect(release).toBeDefined(), { timeout: 15_000 })
     w.api.state.files.set('cdn.yaml', cdnYaml('second'))
     expect((await w.req('/login', OTHER)).status).toBe(200)
     release!()
