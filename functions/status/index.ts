@@ -3,25 +3,26 @@ import { defineFunction } from '../../shared/contract/function'
 import { json } from '../../shared/http/json'
 import { jwtMode } from '../../shared/contract/jwt-mode'
 import { publicView, readUnlock } from '../../shared/contract/unlock-state'
-import { getAuth, getCdn } from '../../shared/upstream/session'
+import { getSession } from '../../shared/upstream/session'
 
 export default defineFunction({
   name: 'status',
   routes: [{ method: 'GET', path: '/status', body: 'none' }],
   async fetch(_request, env) {
     const { config } = env
-    const [auth, cdn, hardware, unlock] = await Promise.all([
-      getAuth(env.session), getCdn(env.session),
+    const [session, hardware, unlock] = await Promise.all([
+      getSession(env.session),
       env.hardware().catch(() => null),
       readUnlock(env.state),
     ])
+    const auth = session?.auth
     return json({
       status: 'ok',
       version: env.version,
       authenticated: !!auth,
       user: auth ? { email: auth.user.email, role: auth.user.role } : null,
       jwt: jwtMode(config),
-      cdn: cdn ? 'configured' : 'not-configured',
+      cdn: session?.cdn ? 'configured' : 'not-configured',
       resourceApi: config.RESOURCE_API_URL ? 'configured' : 'not-configured',
       hardware: hardware?.source ?? 'unavailable',
       hardwareUnknown: hardware?.unknown ?? [],

@@ -50,3 +50,18 @@ export async function loadImages(dockerHost: string, body: Readable, bytes: numb
   const text = await readBodyText(res, 4 << 20)
   return parseLoadAnswer(res.statusCode ?? 0, text)
 }
+
+/**
+ * True when the engine still has the image `name` (`GET /images/{name}/json`: 200), false on 404;
+ * throws when the engine cannot be asked or answers anything else.
+ */
+export async function hasImage(dockerHost: string, name: string, timeoutMs: number): Promise<boolean> {
+  const t = engineTarget(dockerHost)
+  // The name keeps its "/" (the API route takes it as is); every segment is escaped.
+  const path = name.split('/').map(encodeURIComponent).join('/')
+  const res = await nodeRequest({ method: 'GET', url: `${t.base}/images/${path}/json`, socketPath: t.socketPath, timeoutMs, headers: { host: 'docker' } })
+  const text = await readBodyText(res, 1 << 20)
+  if (res.statusCode === 200) return true
+  if (res.statusCode === 404) return false
+  throw new EngineError(`the engine answered ${res.statusCode} when asked for ${name}: ${text.slice(0, 200)}`)
+}

@@ -6,7 +6,7 @@ import { isBlobError } from '../../shared/crypto/errors'
 import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { performLogin } from '../../shared/upstream/login'
 import { getKeyFragment, withAuth } from '../../shared/upstream/resource-api'
-import { EngineError, loadImages } from './engine'
+import { EngineError, hasImage, loadImages } from './engine'
 import { UpstreamTimeoutError } from '../../shared/upstream/node-request'
 import { readUnlock, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
 import type { ArchiveFile } from '../../shared/contract/archives'
@@ -121,13 +121,29 @@ export async function runUnlock(env: Env, email: string, password: string, start
   }
 }
 
-/** True when a `ready` state still matches the archives on disk. */
+/** Longest wait for the engine's answer when checking that a `ready` state still holds. */
+const CHECK_TIMEOUT_MS = 10_000
+
+/**
+ * True when a `ready` state still matches the archives on disk and the engine still has every
+ * image it loaded (one may have been removed, or the engine's storage wiped): otherwise the
+ * unlock runs again. An engine that cannot be asked counts as changed, so the new run reports why.
+ */
 export async function stillReady(env: Env): Promise<boolean> {
   const s = await readUnlock(env.state)
   if (s.state !== 'ready') return false
   try {
-    return signatureOf(await env.archives.list()) === s.archives
-  } catch {
+    if (signatureOf(await env.archives.list()) !== s.archives) return false
+    const timeout = Math.min(env.config.DOCKER_TIMEOUT_MS, CHECK_TIMEOUT_MS)
+    for (const image of s.images) {
+      if (!(await hasImage(env.config.DOCKER_HOST, image, timeout))) {
+        env.log.info({ image }, 'an unlocked image is gone from the engine: unlocking again')
+        return false
+      }
+    }
+    return true
+  } catch (e) {
+    env.log.warn({ err: (e as Error).message }, 'cannot check the unlocked images: unlocking again')
     return false
   }
 }

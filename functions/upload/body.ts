@@ -8,6 +8,8 @@ export interface UploadBody {
   data: Readable
   /** Resolves when the body has been read to its end: the multipart `folder` field, if any. */
   folder: Promise<string | undefined>
+  /** A raw octet-stream body: its folder is known before the body is read (`?folder=`). */
+  raw: boolean
 }
 
 /** Opens the request body per its content type; 415 for anything but the two forms. */
@@ -18,7 +20,7 @@ export function openUploadBody(request: Request): Promise<UploadBody> {
   // Errors reach the caller through its pipeline; an unconsumed stream must not crash the process.
   source.on('error', () => {})
   if (/^application\/octet-stream\b/i.test(type)) {
-    return Promise.resolve({ data: source, folder: Promise.resolve(undefined) })
+    return Promise.resolve({ data: source, folder: Promise.resolve(undefined), raw: true })
   }
   if (!/^multipart\/form-data\b/i.test(type)) {
     source.destroy()
@@ -55,7 +57,7 @@ function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
       gotFile = true
       file.on('error', (e) => data.destroy(e))
       file.pipe(data)
-      resolve({ data, folder: folderP })
+      resolve({ data, folder: folderP, raw: false })
     })
     bb.on('error', (e) => {
       const err = bad(`the multipart body is malformed or truncated (${(e as Error).message})`)

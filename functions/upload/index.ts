@@ -1,23 +1,19 @@
-// F3: POST /upload/:filename — encrypt, split, big part to CDN and cache, small part to the API last.
-import { createHash } from 'node:crypto'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+// F3: POST /upload/:filename — encrypt, split, then big part to the CDN, manifest, small part to the API (the commit point), local cache.
+import type { Readable } from 'node:stream'
 import { defineFunction } from '../../shared/contract/function'
-import { HttpError, isHttpError } from '../../shared/contract/http-error'
+import { HttpError } from '../../shared/contract/http-error'
 import { json } from '../../shared/http/json'
 import { checkFilename, checkFolder } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
-import { createEncryptStream } from '../../shared/crypto/blob'
-import { resourceAesKey } from '../../shared/crypto/keys'
-import { SplitStream } from './split'
 import { openUploadBody } from './body'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
-
-const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
+import { isLocalFsError, localWriteProblem } from './local-error'
+import { exclusive } from './exclusive'
+import { stageUpload, tooLarge, type StagedUpload } from './stage'
 
 export default defineFunction({
   name: 'upload',
@@ -33,33 +29,31 @@ export default defineFunction({
 
     const body = await openUploadBody(request)
     const temp = env.cache.temp('upload')
+    let bigPart: Readable | undefined
+    const stage = () => stageUpload(env, body.data, temp, max)
     try {
-      // Plaintext → count and hash → encrypt → split (small part kept) → temporary file of the big part.
-      let bytes = 0
-      const plainHash = createHash('sha256')
-      const meter = new Transform({
-        readableHighWaterMark: 1 << 20,
-        writableHighWaterMark: 1 << 20,
-        transform(chunk: Buffer, _e, done) {
-          bytes += chunk.length
-          if (bytes > max) return done(tooLarge(max))
-          plainHash.update(chunk)
-          done(null, chunk)
-        },
-      })
-      const split = new SplitStream()
-      try {
-        await pipeline(body.data, meter, createEncryptStream(resourceAesKey(env)), split, temp.write())
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HttpError(507, 'the device disk is full', { type: 'disk-full' })
-        if (isHttpError(e)) throw e
-        throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
+      // A raw body names its folder up front: the upload is serialised before a byte is read.
+      // A multipart body names it in a field, known once the body has been read.
+      if (body.raw) {
+        const folder = checkFolder(queryFolder)
+        return await exclusive(env, folder, filename, async () => commitUpload(folder, await stage()))
       }
+      const staged = await stage()
       const folder = checkFolder((await body.folder) ?? queryFolder)
-      const parts = split.result()
-      const sha256 = plainHash.digest('hex')
+      return await exclusive(env, folder, filename, () => commitUpload(folder, staged))
+    } finally {
+      body.data.destroy()
+      // A PUT the CDN refused or cut leaves the file stream open: destroyed here on every path.
+      bigPart?.destroy()
+      await temp.remove()
+    }
 
+    /** Big part → manifest → small part (the commit point) → local cache. */
+    async function commitUpload(folder: string, { bytes, sha256, parts }: StagedUpload) {
       // The big part first, with its exact length and both hashes; a consumed stream is never retried.
+      bigPart = temp.read()
+      let readError: NodeJS.ErrnoException | undefined
+      bigPart.once('error', (e) => { readError = e })
       let res
       try {
         res = await cdnRequest(env, cdn, 'write', {
@@ -72,13 +66,18 @@ export default defineFunction({
             'x-amz-meta-sha256': parts.bigSha256,
             'x-amz-meta-small-sha256': parts.smallSha256,
           },
-          body: temp.read(),
+          body: bigPart,
         })
       } catch (e) {
+        if (readError && isLocalFsError(readError)) throw localWriteProblem(readError, 'the upload (reading its temporary file back)')
         throw upstreamProblem('the CDN', 'the big-part upload', e)
       }
+      if (res.statusCode !== 200) {
+        // Refused before the whole body was sent: drop the connection rather than keep sending.
+        res.destroy()
+        throw cdnStatusProblem(res.statusCode ?? 0, 'big-part upload')
+      }
       res.resume()
-      if (res.statusCode !== 200) throw cdnStatusProblem(res.statusCode ?? 0, 'big-part upload')
       const etag = Array.isArray(res.headers.etag) ? res.headers.etag[0] : res.headers.etag
 
       // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
@@ -88,12 +87,14 @@ export default defineFunction({
       // The small part last: it is the commit point.
       await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth)
 
-      await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp.path)
+      // The upload is live upstream from here: a local cache failure only costs a later download.
+      try {
+        await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp.path)
+      } catch (e) {
+        ctx.log.warn({ folder, filename, code: (e as NodeJS.ErrnoException).code }, 'upload stored upstream but not in the local cache')
+      }
       ctx.log.info({ folder, filename, bytes }, 'upload')
       return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 }, 201)
-    } finally {
-      body.data.destroy()
-      await temp.remove()
     }
   },
 })

@@ -1,4 +1,5 @@
 // The loader's configuration: one valibot schema over the environment (runtime/config.ts parses it once at start).
+import { createPublicKey } from 'node:crypto'
 import * as v from 'valibot'
 
 const GiB = 1024 ** 3
@@ -15,6 +16,33 @@ const optionalText = v.pipe(v.optional(v.string()), v.transform((s) => (s === ''
 const salt = v.pipe(v.string('is required (environment, SALTS_FILE or a baked build)'), v.minLength(1, 'must not be empty'))
 const url = v.pipe(v.string(), v.url('expected an http(s) URL'), v.regex(/^https?:\/\//, 'expected an http(s) URL'))
 
+/** Why a PEM cannot verify RS/ES/PS tokens, or undefined when it can. */
+function publicKeyProblem(pem: string): string | undefined {
+  if (/PRIVATE KEY/.test(pem)) return 'is a private key: give the public key (PEM)'
+  try {
+    const type = createPublicKey(pem).asymmetricKeyType
+    return type === 'rsa' || type === 'rsa-pss' || type === 'ec' ? undefined : `is a ${type} key: expected an RSA or EC public key (PEM)`
+  } catch {
+    return 'is not a PEM public key that can be read (RSA or EC, "\\n" allowed for line breaks)'
+  }
+}
+const publicKey = v.pipe(
+  optionalText,
+  // Environment files often carry a PEM on one line with literal "\n".
+  v.transform((s) => s?.replace(/\\n/g, '\n')),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed && dataset.value !== undefined ? publicKeyProblem(dataset.value) : undefined
+    if (problem) addIssue({ message: problem })
+  }),
+)
+/** The JWKS holds the keys tokens are trusted by: https, or plain http only on loopback. */
+const jwksUrl = v.pipe(
+  v.optional(v.union([v.literal(''), url])),
+  v.transform((s) => s || undefined),
+  v.check((s) => s === undefined || s.startsWith('https://') || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(s),
+    'expected an https URL (plain http only on loopback: the JWKS decides which tokens are trusted)'),
+)
+
 /** Schema of the environment variables the loader reads. */
 export const ConfigSchema = v.pipe(
   v.object({
@@ -29,8 +57,10 @@ export const ConfigSchema = v.pipe(
     RESOURCE_KEY_SALT: salt,
     HARDWARE_FINGERPRINT: optionalText,
     JWT_SECRET: optionalText,
-    JWT_PUBLIC_KEY: optionalText,
-    JWKS_URL: v.pipe(v.optional(v.union([v.literal(''), url])), v.transform((s) => s || undefined)),
+    JWT_PUBLIC_KEY: publicKey,
+    JWKS_URL: jwksUrl,
+    JWT_ISSUER: optionalText,
+    JWT_AUDIENCE: optionalText,
     LOADER_API_TOKEN: v.pipe(optionalText, v.check((s) => s === undefined || s.length >= 16, 'must be at least 16 characters')),
     LOADER_INSECURE_OPEN: bool,
     UPLOAD_MAX_BYTES: intIn(0, 5 * GiB, 4 * GiB),

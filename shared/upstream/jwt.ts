@@ -24,23 +24,41 @@ const refuse = (why: string) => new HttpError(502, `the Resource API's token was
  */
 export async function readToken(token: string, config: Config, now: Date): Promise<TokenClaims> {
   let payload: JWTPayload
+  // A verified token must carry `exp` (a token valid forever is refused), and the issuer and
+  // audience the configuration names, when it names them.
+  const checks = {
+    currentDate: now, clockTolerance: TOLERANCE_S, requiredClaims: ['exp'],
+    ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+    ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+  }
   try {
     if (config.JWT_SECRET) {
-      payload = (await jwtVerify(token, new TextEncoder().encode(config.JWT_SECRET), { currentDate: now, clockTolerance: TOLERANCE_S, algorithms: ['HS256', 'HS384', 'HS512'] })).payload
+      payload = (await jwtVerify(token, new TextEncoder().encode(config.JWT_SECRET), { ...checks, algorithms: ['HS256', 'HS384', 'HS512'] })).payload
     } else if (config.JWT_PUBLIC_KEY) {
       const key = createPublicKey(config.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'))
-      payload = (await jwtVerify(token, key, { currentDate: now, clockTolerance: TOLERANCE_S, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
+      payload = (await jwtVerify(token, key, { ...checks, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
     } else if (config.JWKS_URL) {
-      payload = (await jwtVerify(token, createRemoteJWKSet(new URL(config.JWKS_URL)), { currentDate: now, clockTolerance: TOLERANCE_S })).payload
+      payload = (await jwtVerify(token, createRemoteJWKSet(new URL(config.JWKS_URL)), { ...checks, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
     } else {
       payload = decodeJwt(token)
       if (typeof payload.exp === 'number' && payload.exp + TOLERANCE_S < now.getTime() / 1000) throw refuse('it has expired')
+      if (config.JWT_ISSUER && payload.iss !== config.JWT_ISSUER) throw refuse('its iss claim does not match JWT_ISSUER')
+      if (config.JWT_AUDIENCE && ![payload.aud].flat().includes(config.JWT_AUDIENCE)) throw refuse('its aud claim does not match JWT_AUDIENCE')
     }
   } catch (e) {
     if (e instanceof HttpError) throw e
-    const code = (e as { code?: string }).code ?? ''
+    const { code = '', claim, reason } = e as { code?: string; claim?: string; reason?: string }
     if (code === 'ERR_JWT_EXPIRED') throw refuse('it has expired')
+    if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim) {
+      const setting = claim === 'iss' ? ' JWT_ISSUER' : claim === 'aud' ? ' JWT_AUDIENCE' : ''
+      throw refuse(reason === 'missing' ? `it has no ${claim} claim` : `its ${claim} claim does not match${setting}`)
+    }
     if (code.includes('SIGNATURE')) throw refuse('its signature does not verify')
+    // An unreachable or broken JWKS (fetch fails, times out, answers non-200 or not a key set).
+    if (config.JWKS_URL && (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || code === 'ERR_JWKS_INVALID' || !code)) {
+      throw new HttpError(502, 'the keys at JWKS_URL could not be fetched to verify the Resource API\'s token', { type: 'bad-token' })
+    }
+    if (code === 'ERR_JWKS_NO_MATCHING_KEY') throw refuse('no key of JWKS_URL matches it')
     throw refuse(code ? `it does not verify (${code})` : 'it is not a valid JWT')
   }
   const email = EMAIL_CLAIMS.map((c) => payload[c]).find((v) => typeof v === 'string') as string | undefined

@@ -7,7 +7,7 @@ import { parseCdnYaml } from './cdn-config'
 import { apiAesKey, fingerprint } from '../crypto/keys'
 import { getResourceFile, loginUpstream } from './resource-api'
 import { mayUpload } from './roles'
-import { getAuth, setAuth, setCdn, type SessionAuth } from './session'
+import { getAuth, setSession, type SessionAuth } from './session'
 import { upstreamProblem, upstreamStatus } from './errors'
 
 /** Logs in with `email`/`password`, keeps credentials, token and CDN settings in the memory session. */
@@ -33,8 +33,8 @@ export async function performLogin(env: Env, email: string, password: string): P
   const cdn = parseCdnYaml(yaml, mayUpload(claims.role))
   const previous = await getAuth(env.session)
   const auth: SessionAuth = { email, password, token, generation: (previous?.generation ?? 0) + 1, user: { email: claims.email, role: claims.role } }
-  await setCdn(env.session, cdn)
-  await setAuth(env.session, auth)
+  // Credentials, token and CDN keys in one write: a concurrent login replaces all of them or none.
+  await setSession(env.session, { auth, cdn })
   env.log.info({ email: claims.email, role: claims.role }, 'logged in')
   return auth
 }

@@ -2,7 +2,7 @@
 import { ofetch, type $Fetch } from 'ofetch'
 import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
-import { getAuth, setAuth, type SessionAuth } from './session'
+import { clearSession, getAuth, getSession, setSession, type SessionAuth } from './session'
 import { isTimeout, upstreamProblem, upstreamStatus } from './errors'
 import { readToken, type TokenClaims } from './jwt'
 import { readLimited } from '../http/read-limited'
@@ -59,13 +59,33 @@ export async function loginUpstream(env: Env, email: string, password: string): 
 /** Logs in again with the stored credentials; concurrent callers share one re-login. */
 function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
   return env.inflight.run('relogin', async () => {
-    const current = await getAuth(env.session)
-    if (!current) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in' })
-    if (current.generation > seen.generation) return current
-    const { token, claims } = await loginUpstream(env, current.email, current.password)
-    const next = { ...current, token, generation: current.generation + 1, user: { email: claims.email, role: claims.role } }
-    await setAuth(env.session, next)
-    env.log.info({ email: claims.email }, 're-logged in to the Resource API')
+    const current = await getSession(env.session)
+    if (!current) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
+    if (current.auth.generation > seen.generation) return current.auth
+    const { email, password, generation } = current.auth
+    let fresh
+    try {
+      fresh = await loginUpstream(env, email, password)
+    } catch (e) {
+      if (!(e instanceof HttpError && e.status === 401)) throw e
+      // A newer login made meanwhile is used as it is.
+      const latest = await getAuth(env.session)
+      if (latest && latest.generation !== generation) return latest
+      // The stored credentials are refused (a changed password): forget them rather than retry
+      // them on every call (account lockout).
+      if (latest) await clearSession(env.session)
+      env.log.warn({ email }, 'the Resource API refused the stored credentials: session cleared')
+      throw new HttpError(401, 'the Resource API refused the stored credentials (changed password?): log in again with POST /login', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
+    }
+    // A login that happened meanwhile wins: its credentials, token and CDN keys stay together.
+    const now = await getSession(env.session)
+    if (!now || now.auth.generation !== generation) {
+      if (!now) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
+      return now.auth
+    }
+    const next = { ...now.auth, token: fresh.token, generation: generation + 1, user: { email: fresh.claims.email, role: fresh.claims.role } }
+    await setSession(env.session, { ...now, auth: next })
+    env.log.info({ email: fresh.claims.email }, 're-logged in to the Resource API')
     return next
   })
 }

@@ -1,4 +1,4 @@
-// Typed access to the memory-only session: credentials, token, user and CDN settings.
+// Typed access to the memory-only session: credentials, token, user and CDN settings, under one key.
 import type { Storage } from 'unstorage'
 import type { Role } from './roles'
 
@@ -28,10 +28,20 @@ export interface SessionAuth {
   user: SessionUser
 }
 
-const AUTH = 'auth'
-const CDN = 'cdn'
+/** One login: credentials and token together with the CDN keys that login fetched. */
+export interface Session {
+  auth: SessionAuth
+  cdn: CdnSettings
+}
 
-export const getAuth = (s: Storage) => s.getItem<SessionAuth>(AUTH)
-export const setAuth = (s: Storage, a: SessionAuth) => s.setItem(AUTH, a as never)
-export const getCdn = (s: Storage) => s.getItem<CdnSettings>(CDN)
-export const setCdn = (s: Storage, c: CdnSettings) => s.setItem(CDN, c as never)
+/** One key: a login is written in one step, so no reader pairs one user's token with another's CDN keys. */
+const SESSION = 'session'
+
+/** The whole session, or null when nobody is logged in. */
+export const getSession = (s: Storage) => s.getItem<Session>(SESSION)
+/** Replaces the whole session in one write. */
+export const setSession = (s: Storage, session: Session) => s.setItem(SESSION, session as never)
+export const getAuth = async (s: Storage) => (await getSession(s))?.auth ?? null
+export const getCdn = async (s: Storage) => (await getSession(s))?.cdn ?? null
+/** Forgets the login and CDN settings. */
+export const clearSession = (s: Storage) => s.removeItem(SESSION)

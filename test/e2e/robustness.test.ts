@@ -139,7 +139,9 @@ describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
 
 describe('a full disk during a cold load', () => {
   it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
-    await s.restartLoader({ CACHE_DIR: tmpfsDir })
+    // CACHE_DIR inside the mount, so removing it after the test never touches the mount point.
+    const cacheDir = join(tmpfsDir, 'cache')
+    await s.restartLoader({ CACHE_DIR: cacheDir })
     await login()
     await seed('full.bin', 12 * MiB)
     const small = await seed('fits.bin', MiB)
@@ -150,7 +152,7 @@ describe('a full disk during a cold load', () => {
     expect((await r.json()).detail).toMatch(/disk is full \(ENOSPC\)/)
     expect(s.faults.ranges).toEqual([undefined])
     expect(s.loader.output()).toMatch(/ENOSPC/)
-    expect(files(join(tmpfsDir, 'tmp/partial')).filter((f) => f.path.endsWith('.part'))).toEqual([])
+    expect(files(join(cacheDir, 'tmp/partial')).filter((f) => f.path.endsWith('.part'))).toEqual([])
     expect(s.loader.child.exitCode).toBeNull()
     const ok = await load('fits.bin')
     expect(ok.status).toBe(200)

@@ -1,10 +1,11 @@
 // The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { request } from 'node:http'
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
 import { SALTS } from '../helpers/vectors'
 import { MALLOC_TUNABLES } from '../../runtime/memory-settings'
@@ -36,17 +37,22 @@ describe('built runtime', () => {
     }
   })
 
-  it('stops at start with one line naming a bad variable', () => {
+  it.each([
+    ['PORT', 'eighty'],
+    ['JWT_PUBLIC_KEY', '-----BEGIN PUBLIC KEY-----\\nnot-a-key\\n-----END PUBLIC KEY-----'],
+    ['JWKS_URL', 'http://idp.example/jwks.json'],
+    ['JWKS_URL', 'not a url'],
+  ])('stops at start (exit 78) with one line naming a bad %s', (name, value) => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
-      env: { PATH: process.env.PATH, ...SALTS, PORT: 'eighty' }, encoding: 'utf8', timeout: 10_000,
+      env: { PATH: process.env.PATH, ...SALTS, [name]: value }, encoding: 'utf8', timeout: 10_000,
     })
-    expect(r.status).not.toBe(0)
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^loader: configuration error: PORT: /)])
+    expect(r.status).toBe(78)
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^loader: configuration error: ${name}: `))])
   })
 
   it('refuses a non-loopback address without a caller token', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
-      env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: mkdtempSync(join(tmpdir(), 'l-')) }, encoding: 'utf8', timeout: 10_000,
+      env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: tempDir('l-') }, encoding: 'utf8', timeout: 10_000,
     })
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/LOADER_API_TOKEN/)
@@ -71,12 +77,29 @@ describe('built runtime', () => {
     expect(await p.stop('SIGTERM')).toBe(0)
     expect(p.output()).toContain('shutting down')
   })
+
+  it('SIGTERM with a request still in flight after SHUTDOWN_GRACE_MS: the connection is cut and the process exits 0', async () => {
+    const p = await start({ SHUTDOWN_GRACE_MS: '500' })
+    // A client that sends half a JSON body and then nothing: its request never ends by itself.
+    const client = new Promise<string>((ok) => {
+      const req = request(`${p.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' } }, (res) => ok(`answered ${res.statusCode}`))
+      req.once('error', (e) => ok(`cut (${(e as NodeJS.ErrnoException).code})`))
+      req.write('{"email":"a@b.co",')
+    })
+    // Time for the server to take the request in (nothing to wait on: it has not ended).
+    await new Promise((r) => setTimeout(r, 1000))
+    p.child.kill('SIGTERM')
+    const exited = await Promise.race([p.stop(), new Promise((r) => setTimeout(() => r('still running'), 20_000))])
+    expect(exited).toBe(0)
+    expect(p.output()).toContain('shutdown grace period over')
+    expect(await client).toMatch(/^cut/)
+  })
 })
 
 describe('redeploy of one function', () => {
   /** A copy of the sources whose `health` function can be rewritten and rebuilt into `out`. */
   function sourceCopy(out: string) {
-    const dir = mkdtempSync(join(tmpdir(), 'loader-src-'))
+    const dir = tempDir('loader-src-')
     for (const p of ['functions', 'shared', 'runtime', 'build.mjs', 'package.json']) cpSync(join(ROOT, p), join(dir, p), { recursive: true })
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
     const writeHealth = (version: string) => writeFileSync(join(dir, 'functions/health/index.ts'), `
@@ -97,7 +120,7 @@ describe('redeploy of one function', () => {
   }
 
   it('swaps in a rebuilt artifact without a restart; in-flight requests finish on the old code; session survives', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const out = tempDir('loader-dist-')
     const src = sourceCopy(out)
     src.writeHealth('one')
     src.build()
@@ -123,7 +146,7 @@ describe('redeploy of one function', () => {
   })
 
   it('reloads on SIGHUP and keeps the old code when an artifact does not match its manifest', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'loader-dist-'))
+    const out = tempDir('loader-dist-')
     const src = sourceCopy(out)
     src.writeHealth('one')
     src.build()

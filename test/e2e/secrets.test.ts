@@ -1,9 +1,9 @@
 // No secret reaches a log line, an error body or a file; no plaintext reaches a file.
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
 import { apiDownloadKey, hardwareHash, resourceKey } from '../../shared/crypto/keys'
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
@@ -23,7 +23,7 @@ let engine: FakeEngine
 const bodies: string[] = []
 beforeAll(async () => {
   engine = await startFakeEngine('podman')
-  const archives = mkdtempSync(join(tmpdir(), 'secret-archives-'))
+  const archives = tempDir('secret-archives-')
   writeFileSync(join(archives, 'image.enc'), encryptBuffer(aesKey(FRAGMENT), Buffer.concat(Array(500).fill(MARKER))))
   s = await startStack({ [EMAIL]: [PASSWORD, 'ApiAdmin'] }, { UNLOCK_ARCHIVE: archives, DOCKER_HOST: `unix://${engine.socket}`, LOG_LEVEL: 'trace' }, SALTS)
   s.origin.keyFragment = FRAGMENT

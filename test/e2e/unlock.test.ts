@@ -1,10 +1,10 @@
 // F4–F5 end to end: the built runtime unlocks a real docker-archive into a real engine (podman's API service).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { aesKey } from '../../shared/crypto/blob'
 import { opensslEncrypt } from '../helpers/openssl'
 import { startPodman, type Podman } from '../helpers/podman'
@@ -23,7 +23,7 @@ let corrupt: string
 
 beforeAll(async () => {
   podman = await startPodman()
-  const work = mkdtempSync(join(tmpdir(), 'unlock-e2e-'))
+  const work = tempDir('unlock-e2e-')
   mkdirSync(join(work, 'rootfs'))
   writeFileSync(join(work, 'rootfs/marker.txt'), `made by the loader e2e test ${FRAGMENT}\n`)
   execFileSync('tar', ['-C', join(work, 'rootfs'), '-cf', join(work, 'rootfs.tar'), '.'])
@@ -73,6 +73,17 @@ describe('unlock into podman', () => {
     expect(st).toMatchObject({ state: 'ready', images: expect.arrayContaining([IMAGE]) })
   })
 
+  it('after ready, a plain POST /unlock runs again when the image was removed from the engine', async () => {
+    expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
+    podman.cli(['rmi', IMAGE])
+    expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).not.toContain(IMAGE)
+    const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })
+    expect(r.status).toBe(202)
+    expect(await settle(s.loader.url)).toMatchObject({ state: 'ready', images: expect.arrayContaining([IMAGE]) })
+    expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGE)
+    expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
+  })
+
   it('a corrupt archive ends in error with the engine\'s message', async () => {
     await s.restartLoader({ UNLOCK_ARCHIVE: corrupt, DOCKER_HOST: `unix://${podman.socket}` })
     const r = await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })
@@ -88,7 +99,7 @@ describe('unlock into podman', () => {
     const front = await startTlsSocketProxy(podman.socket, ca.issue('engine', 'server'), ca.certPem)
     try {
       const certDir = (issuer: typeof ca, name: string) => {
-        const d = mkdtempSync(join(tmpdir(), 'docker-certs-'))
+        const d = tempDir('docker-certs-')
         const client = issuer.issue(name, 'client')
         copyFileSync(ca.cert, join(d, 'ca.pem'))
         copyFileSync(client.cert, join(d, 'cert.pem'))

@@ -9,6 +9,7 @@ import { smallSizeOf } from '../../functions/upload/split'
 import { cdn, CDN } from '../mocks/cdn'
 import { API, resourceApi } from '../mocks/resource-api'
 import { server } from '../mocks/server'
+import type { OriginOptions } from '../origin/origin'
 import { makeApp } from './env'
 import { RESOURCE_AES } from './stack'
 
@@ -17,8 +18,8 @@ export const USER = { email: 'user@example.com', password: 's3cret-pass' }
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 /** Starts a contract-test world: origin + CDN mocks installed, a loader app over the source functions. */
-export async function contractWorld(vars: Record<string, string> = {}, role: string | number = 'ApiAdmin') {
-  const api = resourceApi()
+export async function contractWorld(vars: Record<string, string> = {}, role: string | number = 'ApiAdmin', origin: Partial<OriginOptions> = {}) {
+  const api = resourceApi(origin)
   const c = cdn()
   server.use(api.handler, ...c.handlers)
   api.state.users.set(USER.email, { password: USER.password, role: role as never })

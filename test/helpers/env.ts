@@ -1,7 +1,4 @@
 // Builds a real `env` for in-process tests: temp CACHE_DIR, test salts, a log captured in memory.
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { parseConfig } from '../../runtime/config'
 import type { Env, LoaderFunction } from '../../shared/contract/function'
@@ -11,12 +8,13 @@ import { createApp } from '../../runtime/app'
 import { createRateLimiter } from '../../runtime/middleware/rate-limit'
 import type { LoadedFunction } from '../../runtime/registry'
 import { FINGERPRINT, SALTS } from './vectors'
+import { tempDir } from './tmp'
 
 /** Every log line written, as text, for secret scans. */
 export interface TestEnv { env: Env; logs: string[]; cacheDir: string }
 
 export async function makeEnv(vars: Record<string, string> = {}, fns: () => LoadedFunction[] = () => []): Promise<TestEnv> {
-  const cacheDir = mkdtempSync(join(tmpdir(), 'loader-test-'))
+  const cacheDir = tempDir('loader-test-')
   const config = parseConfig({ ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, CACHE_DIR: cacheDir, LOG_LEVEL: 'debug', ...vars })
   const logs: string[] = []
   const sink = new Writable({ write(chunk, _e, done) { logs.push(String(chunk)); done() } })

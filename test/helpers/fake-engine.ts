@@ -3,10 +3,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
+import { tempDir } from './tmp'
 
 export type EngineMode = 'podman' | 'dockerd' | 'podman-error' | 'dockerd-error' | 'sink'
 
@@ -19,14 +18,23 @@ export interface FakeEngine {
   received: { sha256: string; bytes: number; contentType?: string }[]
   /** Delay before answering, ms (to observe the `loading` phase). */
   delayMs: number
+  /** Images the engine holds (what it loaded); `GET /images/{name}/json` answers 200 for these, else 404. */
+  images: Set<string>
   close(): Promise<void>
 }
 
 /** With `tls` (PEM texts), the engine listens on loopback TCP and requires a client certificate signed by `tls.ca`. */
 export async function startFakeEngine(mode: EngineMode = 'podman', images = ['localhost/demo:1'], tls?: { cert: string; key: string; ca: string }): Promise<FakeEngine> {
-  const socket = join(mkdtempSync(join(tmpdir(), 'engine-')), 'docker.sock')
-  const engine: FakeEngine = { socket, mode, received: [], delayMs: 0, close: async () => {} }
+  const socket = join(tempDir('engine-'), 'docker.sock')
+  const engine: FakeEngine = { socket, mode, received: [], delayMs: 0, images: new Set(), close: async () => {} }
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    const inspect = req.method === 'GET' ? /^\/images\/(.+)\/json$/.exec(req.url ?? '') : null
+    if (inspect) {
+      const name = inspect[1].split('/').map(decodeURIComponent).join('/')
+      if (engine.images.has(name)) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ Id: 'sha256:0', RepoTags: [name] }))
+      else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `no such image: ${name}` }))
+      return
+    }
     if (req.method !== 'POST' || !req.url?.startsWith('/images/load')) {
       res.writeHead(404).end('{"message":"not found"}')
       return
@@ -41,6 +49,8 @@ export async function startFakeEngine(mode: EngineMode = 'podman', images = ['lo
     })
     engine.received.push({ sha256: hash.digest('hex'), bytes, contentType: req.headers['content-type'] })
     if (engine.delayMs) await new Promise((r) => setTimeout(r, engine.delayMs))
+    if (engine.mode === 'podman' || engine.mode === 'dockerd') for (const i of images) engine.images.add(i)
+    if (engine.mode === 'sink') engine.images.add('sha256:' + '0'.repeat(64))
     switch (engine.mode) {
       case 'podman': res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stream: `Loaded image: ${images.join(',')}` }) + '\n'); break
       case 'dockerd': res.writeHead(200, { 'content-type': 'application/json' }).end(images.map((i) => JSON.stringify({ stream: `Loaded image: ${i}\n` })).join('\r\n')); break

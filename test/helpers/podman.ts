@@ -1,9 +1,8 @@
 // A real Docker-compatible engine: podman's API service on a private root and socket.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import http from 'node:http'
+import { tempDir } from './tmp'
 
 export interface Podman {
   socket: string
@@ -18,7 +17,7 @@ export async function startPodman(): Promise<Podman> {
   } catch {
     throw new Error('podman is not installed: `apt-get install -y podman` (.ci/run does it)')
   }
-  const dir = mkdtempSync(join(tmpdir(), 'podman-'))
+  const dir = tempDir('podman-')
   const base = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--storage-driver', 'vfs']
   const socket = join(dir, 'podman.sock')
   const child: ChildProcess = spawn('podman', [...base, 'system', 'service', '--time=0', `unix://${socket}`], { stdio: 'ignore' })

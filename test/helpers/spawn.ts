@@ -1,10 +1,9 @@
 // Starts the built runtime (dist/runtime.mjs) as a real process on a free loopback port.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { FINGERPRINT, SALTS } from './vectors'
+import { tempDir } from './tmp'
 import { MALLOC_TUNABLES } from '../../runtime/memory-settings'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
@@ -54,11 +53,15 @@ export interface LoaderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given). */
-export async function startLoader(vars: Record<string, string> = {}): Promise<LoaderProcess> {
+/**
+ * Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given).
+ * `wrap` is a command that ends by exec'ing its arguments (e.g. `unshare … sh -c '…; exec "$@"' sh`), so the pid stays node's.
+ */
+export async function startLoader(vars: Record<string, string> = {}, wrap: string[] = []): Promise<LoaderProcess> {
   const port = vars.PORT ? Number(vars.PORT) : await freePort()
-  const cacheDir = vars.CACHE_DIR ?? mkdtempSync(join(tmpdir(), 'loader-e2e-'))
-  const child = spawn(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+  const cacheDir = vars.CACHE_DIR ?? tempDir('loader-e2e-')
+  const command = [...wrap, process.execPath, join(ROOT, 'dist/runtime.mjs')]
+  const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
     env: { PATH: process.env.PATH, GLIBC_TUNABLES: MALLOC_TUNABLES, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',
       ...vars, PORT: String(port), CACHE_DIR: cacheDir },

@@ -5,10 +5,12 @@ import type { AddressInfo } from 'node:net'
 import { AwsClient } from 'aws4fetch'
 import { aesKey } from '../../shared/crypto/blob'
 import { resourceKey } from '../../shared/crypto/keys'
-import { createOrigin } from '../origin/origin'
+import { createOrigin, type OriginOptions } from '../origin/origin'
 import { startMoto, type Keys, type Moto } from './moto'
 import { startLoader, type LoaderProcess } from './spawn'
 import { SALTS } from './vectors'
+import { removeLater } from './tmp'
+import { rm } from 'node:fs/promises'
 
 export const JWT_SECRET = 'jwt-secret-for-tests-0123456789'
 export const RESOURCE_AES = aesKey(resourceKey(SALTS.RESOURCE_KEY_SALT))
@@ -21,6 +23,10 @@ export interface ProxyFaults {
   stallNextBigGetAfter?: number
   /** Send this many bytes of every `.big` GET (200 or 206), then hold the connection open without more. */
   stallEveryBigGetAfter?: number
+  /** Cut the connection of the next PUT after this many bytes of its body (nothing reaches moto). */
+  cutNextPutAfter?: number
+  /** Answer the next PUT 403 at once, before reading its body (as a CDN checking the signature first does). */
+  refuseNextPut?: boolean
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
 }
@@ -30,6 +36,19 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
   const t = new URL(target)
   const server = createServer((req, res) => {
     const isBigGet = req.method === 'GET' && /\.big$/.test(req.url ?? '')
+    if (req.method === 'PUT' && faults.cutNextPutAfter !== undefined) {
+      const cutPut = faults.cutNextPutAfter
+      faults.cutNextPutAfter = undefined
+      let got = 0
+      req.on('data', (c: Buffer) => { if ((got += c.length) >= cutPut) req.socket.destroy() })
+      return
+    }
+    if (req.method === 'PUT' && faults.refuseNextPut) {
+      faults.refuseNextPut = false
+      res.writeHead(403, { 'content-type': 'application/xml' })
+      res.end('<Error><Code>SignatureDoesNotMatch</Code></Error>')
+      return
+    }
     if (isBigGet) faults.ranges.push(req.headers.range)
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
@@ -86,8 +105,9 @@ export interface Stack {
 }
 
 /** Starts everything; `users` are email → [password, role]. */
-export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}, salts: typeof SALTS = SALTS): Promise<Stack> {
-  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts })
+export async function startStack(users: Record<string, [string, string | number]>, loaderVars: Record<string, string> = {}, salts: typeof SALTS = SALTS,
+  originOptions: Partial<OriginOptions> = {}): Promise<Stack> {
+  const { app, state } = createOrigin({ jwtSecret: JWT_SECRET, salts, ...originOptions })
   for (const [email, [password, role]] of Object.entries(users)) state.users.set(email, { password, role: role as never })
   const originServer = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server
   await new Promise<void>((r) => (originServer.listening ? r() : originServer.once('listening', r)))
@@ -106,13 +126,17 @@ export async function startStack(users: Record<string, [string, string | number]
   }
   setCdnYaml()
   const vars = { ...salts, RESOURCE_API_URL: originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000', API_TIMEOUT_MS: '5000', CDN_TIMEOUT_MS: '5000', ...loaderVars }
+  // Every CACHE_DIR the loader used (restarts may name new ones): removed by stop().
+  const cacheDirs = new Set<string>()
   const stack: Stack = {
     origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
-    loader: await startLoader(vars),
+    loader: await startLoader(vars).then((l) => (cacheDirs.add(l.cacheDir), l)),
     s3: new AwsClient({ ...moto.uploader, service: 's3', region: 'us-east-1', retries: 0 }),
     async restartLoader(more = {}) {
       await stack.loader.stop()
       stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
+      cacheDirs.add(stack.loader.cacheDir)
+      removeLater(stack.loader.cacheDir)
     },
     async stopUpstreams() {
       await moto.stop()
@@ -128,6 +152,7 @@ export async function startStack(users: Record<string, [string, string | number]
       proxy.server.close()
       originServer.closeAllConnections()
       originServer.close()
+      await Promise.all([...cacheDirs].map((d) => rm(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })))
     },
   }
   return stack

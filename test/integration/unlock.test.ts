@@ -1,13 +1,14 @@
 // The unlock state machine and its error mapping, with source functions, the origin on a real port, and a fake engine on a unix socket.
 import { serve } from '@hono/node-server'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { PassThrough } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import unlockFn from '../../functions/unlock/index'
 import statusFn from '../../functions/status/index'
 import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
@@ -40,7 +41,7 @@ afterAll(() => { originServer.closeAllConnections(); originServer.close() })
 
 /** A folder of archives encrypted under `fragment`. */
 function archives(plains: Buffer[], fragment = FRAGMENT): string {
-  const dir = mkdtempSync(join(tmpdir(), 'archives-'))
+  const dir = tempDir('archives-')
   plains.forEach((p, i) => writeFileSync(join(dir, `${String(i).padStart(2, '0')}-image.enc`), encryptBuffer(aesKey(fragment), p)))
   writeFileSync(join(dir, 'ignored.txt'), 'not an archive')
   return dir
@@ -86,6 +87,26 @@ describe('unlock', () => {
     await w.settle()
     expect(engine.received.length).toBe(4)
     await engine.close()
+  })
+
+  it('after ready, a plain POST /unlock runs again when the engine has lost an image (or cannot be asked)', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1', 'localhost/b:2'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready' })
+    expect((await w.post()).status).toBe(200)
+    expect(engine.received.length).toBe(1)
+    // Someone removed one image from the engine: the next plain POST /unlock loads it again.
+    engine.images.delete('localhost/b:2')
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/a:1', 'localhost/b:2'] })
+    expect(engine.received.length).toBe(2)
+    expect(engine.images.has('localhost/b:2')).toBe(true)
+    expect((await w.post()).status).toBe(200)
+    // An engine that is gone cannot confirm the images: the run again reports why.
+    await engine.close()
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'error', error: expect.stringMatching(/could not be reached/) })
   })
 
   it('an engine that answers before the archive file reports its end still leaves ready (no late phase write)', async () => {
@@ -161,7 +182,7 @@ describe('unlock', () => {
     const w = await world(engine, join(tmpdir(), 'no-such-archive.enc'))
     await w.post()
     expect((await w.settle()).error).toMatch(/no archive at UNLOCK_ARCHIVE/)
-    const empty = mkdtempSync(join(tmpdir(), 'empty-'))
+    const empty = tempDir('empty-')
     const w2 = await world(engine, empty)
     await w2.post()
     expect((await w2.settle()).error).toMatch(/has no \*\.enc archives/)
@@ -178,7 +199,7 @@ describe('unlock', () => {
       const srv = ca.issue('engine', 'server')
       const engine = await startFakeEngine('podman', ['localhost/tls:1'], { cert: srv.certPem, key: srv.keyPem, ca: ca.certPem })
       const certDir = (client: { cert: string; key: string }, trusted: string) => {
-        const d = mkdtempSync(join(tmpdir(), 'docker-certs-'))
+        const d = tempDir('docker-certs-')
         copyFileSync(trusted, join(d, 'ca.pem'))
         copyFileSync(client.cert, join(d, 'cert.pem'))
         copyFileSync(client.key, join(d, 'key.pem'))

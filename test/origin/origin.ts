@@ -1,6 +1,7 @@
 // Development origin: a small Resource API implementing http.md §2.1 on Hono (dev stack and e2e tests).
 import { Hono, type Context, type Next } from 'hono'
 import { SignJWT, jwtVerify } from 'jose'
+import type { KeyObject } from 'node:crypto'
 import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
 import { apiDownloadKey, hardwareHash } from '../../shared/crypto/keys'
 import { ROLES, type Role } from '../../shared/upstream/roles'
@@ -23,12 +24,17 @@ export interface OriginOptions {
   jwtSecret: string
   salts: { HARDWARE_SALT: string; API_KEY_SALT: string }
   tokenTtlSeconds?: number
+  /** Sign tokens with this private key (RS256/ES256…) instead of the HS256 secret; verify with its public key. */
+  signingKey?: { alg: string; privateKey: CryptoKey | KeyObject; publicKey: CryptoKey | KeyObject; kid?: string }
 }
 
 /** Creates the origin app and its state. */
 export function createOrigin(opts: OriginOptions) {
   const state: OriginState = { users: new Map(), files: new Map(), keyFragment: '', deniedHardware: new Set(), calls: [] }
   const secret = new TextEncoder().encode(opts.jwtSecret)
+  const signWith = opts.signingKey?.privateKey ?? secret
+  const verifyWith = opts.signingKey?.publicKey ?? secret
+  const header = opts.signingKey ? { alg: opts.signingKey.alg, kid: opts.signingKey.kid } : { alg: 'HS256' }
   type E = { Variables: { email: string; role: number } }
   const app = new Hono<E>()
 
@@ -42,8 +48,8 @@ export function createOrigin(opts: OriginOptions) {
     const u = state.users.get(email)
     if (!u || u.password !== password) return c.json({ error: 'bad credentials' }, 401)
     const role = typeof u.role === 'number' ? u.role : ROLES[u.role]
-    const token = await new SignJWT({ email, role: String(role) }).setProtectedHeader({ alg: 'HS256' })
-      .setIssuedAt().setExpirationTime(`${opts.tokenTtlSeconds ?? 3600}s`).sign(secret)
+    const token = await new SignJWT({ email, role: String(role) }).setProtectedHeader(header)
+      .setIssuedAt().setExpirationTime(`${opts.tokenTtlSeconds ?? 3600}s`).sign(signWith)
     return c.json({ token })
   })
 
@@ -52,7 +58,7 @@ export function createOrigin(opts: OriginOptions) {
   async function bearer(c: Context<E>, next: Next) {
     const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')
     try {
-      const { payload } = await jwtVerify(m?.[1] ?? '', secret)
+      const { payload } = await jwtVerify(m?.[1] ?? '', verifyWith)
       c.set('email', String(payload.email))
       c.set('role', Number(payload.role))
     } catch {

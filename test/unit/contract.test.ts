@@ -260,11 +260,19 @@ describe('upload', () => {
   it('never retries the small-part write on a 5xx', async () => {
     const w = await contractWorld()
     expect((await w.login()).status).toBe(200)
-    let writes = 0
-    server.use(http.post(`${API}/resources/models`, () => { writes++; return HttpResponse.json({}, { status: 500 }) }))
+    const writes: string[] = []
+    // Only the small part fails: the manifest before it goes through to the API.
+    server.use(http.post(`${API}/resources/models`, async ({ request }) => {
+      const name = ((await request.clone().formData()).get('data') as File).name
+      writes.push(name)
+      return name.endsWith('.small') ? HttpResponse.json({}, { status: 500 }) : undefined
+    }))
     const r = await w.app.request('/upload/u.bin', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(randomBytes(5000)) })
     expect(r.status).toBe(502)
-    expect(writes).toBe(1)
+    expect((await r.json()).detail).toMatch(/u\.bin\.small/)
+    expect(writes).toEqual(['u.bin.manifest', 'u.bin.small'])
+    expect(w.api.state.files.has('models/u.bin.manifest')).toBe(true)
+    expect(w.api.state.files.has('models/u.bin.small')).toBe(false)
     expect(w.cdn.objects.has('models/u.bin.big')).toBe(true)
     expect(await w.env.cache.record('models', 'u.bin')).toBeNull()
   })

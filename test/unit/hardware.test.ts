@@ -34,5 +34,11 @@ describe('hardware fingerprint', () => {
   it('detects real facts on this machine through systeminformation', async () => {
     const h = await createHardware()()
     expect(h.fingerprint).toMatch(/^CPU: .+\. GPU: .+\. Memory: \d+\. DriveSerial: .+$/)
+    // CPU and memory are readable everywhere (containers too); GPU and disk serial may be hidden.
+    expect(h.unknown).not.toContain('cpu')
+    expect(h.unknown).not.toContain('memory')
+    expect(h.fingerprint).not.toMatch(/^CPU: unknown\./)
+    expect(Number(/Memory: (\d+)\./.exec(h.fingerprint)![1])).toBeGreaterThan(0)
+    expect(h.unknown.length).toBeLessThan(4)
   })
 })

@@ -7,6 +7,8 @@ import { HttpError } from '../../shared/contract/http-error'
 import { readJson } from '../../shared/http/json'
 import * as v from 'valibot'
 import { makeApp } from '../helpers/env'
+import { idle, writeUnlock } from '../../shared/contract/unlock-state'
+import { createRateLimiter } from '../../runtime/middleware/rate-limit'
 
 const echo = {
   name: 'echo',
@@ -34,6 +36,15 @@ describe('runtime app', () => {
     expect(s).toMatchObject({ status: 'ok', authenticated: false, user: null, jwt: 'unverified', cdn: 'not-configured',
       hardware: 'override', callerAuth: 'off', unlock: { state: 'idle' } })
     expect(s.functions.map((f: { name: string }) => f.name)).toEqual(['health', 'status', 'echo'])
+  })
+
+  it('/status shows the public unlock view, never the internal archive signature', async () => {
+    const { app, env } = await makeApp([status])
+    await writeUnlock(env.state, { ...idle(), state: 'ready', images: ['localhost/x:1'], archives: '[["secret-archive.enc",1,2]]' })
+    const s = await (await app.request('/status')).json()
+    expect(s.unlock).toMatchObject({ state: 'ready', images: ['localhost/x:1'] })
+    expect(s.unlock).not.toHaveProperty('archives')
+    expect(JSON.stringify(s)).not.toContain('secret-archive')
   })
 
   it('answers unknown routes 404 and wrong methods 405 with Allow, as problem+json', async () => {
@@ -95,14 +106,35 @@ describe('runtime app', () => {
 
   it('rate-limits per client address with Retry-After', async () => {
     const { app } = await makeApp([echo], { LOGIN_RATE_PER_MINUTE: '3' })
+    const from = (remoteAddress: string) => app.request('/echo/1', { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } },
+      { incoming: { socket: { remoteAddress } } } as never)
     const codes: number[] = []
     let last: Response | undefined
     for (let i = 0; i < 5; i++) {
-      last = await app.request('/echo/1', { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } })
+      last = await from('192.0.2.1')
       codes.push(last.status)
     }
     expect(codes).toEqual([200, 200, 200, 429, 429])
     expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0)
+    // Another address has its own count; the first stays limited.
+    expect((await from('192.0.2.2')).status).toBe(200)
+    expect((await from('192.0.2.2')).status).toBe(200)
+    expect((await from('192.0.2.1')).status).toBe(429)
+  })
+
+  it('the rate limiter forgets expired windows and never tracks more than its cap', () => {
+    let t = 0
+    const limiter = createRateLimiter(2, 60_000, () => t, 100)
+    for (let i = 0; i < 1000; i++) limiter.hit(`10.0.${i >> 8}.${i & 255}`)
+    expect(limiter.size).toBe(100)
+    // The newest addresses are still counted: a third attempt in the window is refused.
+    expect(limiter.hit('10.0.3.231')).toBe(0)
+    expect(limiter.hit('10.0.3.231')).toBeGreaterThan(0)
+    // A window that ended starts again at zero, and expired ones go as new hits come.
+    t += 60_000
+    expect(limiter.hit('10.0.3.231')).toBe(0)
+    for (let i = 0; i < 60; i++) limiter.hit(`172.16.0.${i}`)
+    expect(limiter.size).toBeLessThanOrEqual(61)
   })
 
   it('needs the caller token on every route but /health when one is set', async () => {

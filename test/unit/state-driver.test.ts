@@ -1,10 +1,10 @@
 // The `state` driver: a reader racing a writer never sees half a value; temp files are not keys.
-import { mkdtempSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createStorage, type Storage } from 'unstorage'
 import fsLiteDriver from 'unstorage/drivers/fs-lite'
 import { describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp'
 import { atomicFsDriver } from '../../runtime/bindings/state-driver'
 
 /** Writes a large value 150 times while reading it back as fast as possible; returns the torn reads. */
@@ -27,12 +27,12 @@ async function tornReads(state: Storage): Promise<number> {
 
 describe('state driver', () => {
   it('fs-lite alone can be read half-written (the reason for the atomic driver)', async () => {
-    const state = createStorage({ driver: fsLiteDriver({ base: mkdtempSync(join(tmpdir(), 'state-lite-')) }) })
+    const state = createStorage({ driver: fsLiteDriver({ base: tempDir('state-lite-') }) })
     expect(await tornReads(state)).toBeGreaterThan(0)
   })
 
   it('atomic writes: every concurrent read is a whole value, and no temp file is left or listed', async () => {
-    const base = mkdtempSync(join(tmpdir(), 'state-atomic-'))
+    const base = tempDir('state-atomic-')
     const state = createStorage({ driver: atomicFsDriver({ base }) })
     expect(await tornReads(state)).toBe(0)
     expect(await state.getItem('unlock:status')).toMatchObject({ i: 150 })
@@ -43,7 +43,7 @@ describe('state driver', () => {
   })
 
   it('refuses a key that climbs out of its folder', async () => {
-    const driver = atomicFsDriver({ base: mkdtempSync(join(tmpdir(), 'state-atomic-')) })
+    const driver = atomicFsDriver({ base: tempDir('state-atomic-') })
     await expect(async () => driver.setItem!('..:escape', '1', {})).rejects.toThrow(/invalid state key/)
   })
 })
