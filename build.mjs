@@ -43,6 +43,9 @@ const base = {
 const OPTIONAL = ['osx-temperature-sensor', 'macos-temperature-sensor']
 base.external = OPTIONAL
 
+/** Largest function artifact (the runtime is not bound by it): a redeploy ships one small file. */
+const FUNCTION_MAX_BYTES = 60 * 1024
+
 const sha256 = (b) => createHash('sha256').update(b).digest('hex')
 
 async function writeAtomic(path, data) {
@@ -51,13 +54,17 @@ async function writeAtomic(path, data) {
   await rename(tmp, path)
 }
 
-/** Builds one entry to `file`; fails when the bundle imports anything but node built-ins. */
-async function buildOne(entry, file) {
+/**
+ * Builds one entry to `file`; fails when the bundle imports anything but node built-ins.
+ * An artifact larger than `maxBytes` is not written (`over: true`).
+ */
+async function buildOne(entry, file, maxBytes = Infinity) {
   const result = await esbuild.build({ ...base, entryPoints: [join(root, entry)], outfile: join(outDir, file) })
   const out = result.outputFiles[0]
   const imports = Object.values(result.metafile.outputs)[0].imports.filter((i) => i.external).map((i) => i.path)
   const foreign = imports.filter((p) => !isBuiltin(p) && !OPTIONAL.includes(p))
   if (foreign.length) throw new Error(`${file} imports non-built-in modules: ${foreign.join(', ')}`)
+  if (out.contents.length > maxBytes) return { bytes: out.contents.length, sha256: sha256(out.contents), over: true }
   await mkdir(join(outDir, file, '..'), { recursive: true })
   await writeAtomic(join(outDir, file), out.contents)
   return { bytes: out.contents.length, sha256: sha256(out.contents) }
@@ -76,22 +83,34 @@ for (const name of targets) {
     continue
   }
   const file = `functions/${name}.mjs`
-  const r = await buildOne(`functions/${name}/index.ts`, file)
+  const r = await buildOne(`functions/${name}/index.ts`, file, FUNCTION_MAX_BYTES)
+  if (r.over) {
+    rows.push([name, r.bytes, r.sha256, true])
+    continue
+  }
   const mod = (await import(`${join(outDir, file)}?sha256=${r.sha256}`)).default
   if (mod?.name !== name) throw new Error(`${file}: default export is not named ${name}`)
   entries.set(name, { name, file, sha256: r.sha256, bytes: r.bytes, routes: mod.routes })
   rows.push([name, r.bytes, r.sha256])
 }
 
-// The manifest is written last, so a watcher never sees an entry before its artifact.
+const kb = (n) => `${(n / 1024).toFixed(1)} KiB`.padStart(11)
+const over = rows.filter((r) => r[3])
+
+// The manifest is written last, so a watcher never sees an entry before its artifact;
+// not at all when an artifact is over the limit (nothing changes for a running loader).
 const manifest = {
   version: pkg.version,
   builtAt: new Date().toISOString(),
   functions: [...entries.values()].filter((f) => names.includes(f.name)).sort((a, b) => a.name.localeCompare(b.name)),
 }
-await writeAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n')
+if (!over.length) await writeAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n')
 
-const kb = (n) => `${(n / 1024).toFixed(1)} KiB`.padStart(11)
 console.log(`${'artifact'.padEnd(10)} ${'size'.padStart(11)}  sha256`)
-for (const [n, b, s] of rows) console.log(`${n.padEnd(10)} ${kb(b)}  ${s.slice(0, 16)}…`)
+for (const [n, b, s, o] of rows) console.log(`${n.padEnd(10)} ${kb(b)}  ${s.slice(0, 16)}…${o ? `  OVER ${FUNCTION_MAX_BYTES / 1024} KiB, not written` : ''}`)
 if (bake) console.log('salts baked in from the build environment (opt-in); runtime values override them')
+for (const [n, b] of over) {
+  console.error(`build: functions/${n}.mjs would be ${kb(b).trim()}, over the ${FUNCTION_MAX_BYTES / 1024} KiB limit of a function artifact; the manifest was not updated.`
+    + ` See what is in it: npx esbuild functions/${n}/index.ts --bundle --platform=node --format=esm --minify --analyze --outfile=/dev/null`)
+}
+if (over.length) process.exit(1)

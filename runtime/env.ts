@@ -10,6 +10,7 @@ import { createCache, prepareCacheDir } from './bindings/cache'
 import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
+import { createTokens } from './bindings/tokens'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 
 declare const __LOADER_VERSION__: string | undefined
@@ -57,6 +58,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     clock: createClock(),
+    tokens: createTokens(config),
     log,
     hardware,
     functions,

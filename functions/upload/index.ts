@@ -12,6 +12,7 @@ import { createEncryptStream } from '../../shared/crypto/blob'
 import { resourceAesKey } from '../../shared/crypto/keys'
 import { SplitStream } from './split'
 import { openUploadBody } from './body'
+import { uploadOnePass } from './one-pass'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import { upstreamProblem } from '../../shared/upstream/errors'
@@ -32,6 +33,14 @@ export default defineFunction({
     if (Number(request.headers.get('content-length') ?? 0) > max + 64 * 1024) throw tooLarge(max)
 
     const body = await openUploadBody(request)
+    // A raw body of known length: one pass, no ciphertext temporary file (crypto.md §4).
+    if (body.length !== undefined) {
+      if (body.length > max) {
+        body.data.destroy()
+        throw tooLarge(max)
+      }
+      return uploadOnePass(env, ctx, { data: body.data, length: body.length, filename, folder: checkFolder(queryFolder), auth, cdn })
+    }
     const temp = env.cache.temp('upload')
     try {
       // Plaintext → count and hash → encrypt → split (small part kept) → temporary file of the big part.

@@ -4,6 +4,7 @@ import type { Config } from './config'
 import type { Logger } from './logger'
 import type { BigPartCache } from './cache'
 import type { Archives } from './archives'
+import type { Tokens } from './tokens'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -61,6 +62,8 @@ export interface Env {
   archives: Archives
   inflight: Inflight
   clock: Clock
+  /** Verifies the Resource API's tokens (runtime/bindings/tokens.ts). */
+  tokens: Tokens
   log: Logger
   hardware(): Promise<Hardware>
   functions(): FunctionInfo[]

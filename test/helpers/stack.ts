@@ -21,6 +21,8 @@ export interface ProxyFaults {
   stallNextBigGetAfter?: number
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
+  /** `.big` PUTs whose headers reached the proxy (the upload to the CDN has begun). */
+  bigPuts?: number
 }
 
 /** A proxy in front of moto that keeps the Host header (it is signed) and can cut a body. */
@@ -29,6 +31,7 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
   const server = createServer((req, res) => {
     const isBigGet = req.method === 'GET' && /\.big$/.test(req.url ?? '')
     if (isBigGet) faults.ranges.push(req.headers.range)
+    if (req.method === 'PUT' && /\.big$/.test(req.url ?? '')) faults.bigPuts = (faults.bigPuts ?? 0) + 1
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
       const stall = isBigGet && ur.statusCode === 200 ? faults.stallNextBigGetAfter : undefined
