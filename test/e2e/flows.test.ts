@@ -111,8 +111,13 @@ describe('upload and load round trips', () => {
         sock.write(`POST /upload/${name}?folder=models HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/octet-stream\r\ncontent-length: ${declared}\r\n\r\n`)
         sock.write(randomBytes(2 * 1024 * 1024))
         // Cut the connection once the big part's PUT has begun on the CDN side.
+        const deadline = Date.now() + 30_000
         const t = setInterval(() => {
-          if ((s.faults.bigPuts ?? 0) > puts) {
+          if (Date.now() > deadline) {
+            clearInterval(t)
+            sock.destroy()
+            reject(new Error('the big part PUT did not begin while the body was still arriving'))
+          } else if ((s.faults.bigPuts ?? 0) > puts) {
             clearInterval(t)
             sock.destroy()
             resolve()
