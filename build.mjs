@@ -1,6 +1,7 @@
 // Builds one minified ESM artifact per function, the runtime, and dist/manifest.json.
 // `node build.mjs` builds all; `node build.mjs <name>` rebuilds one function (redeploy).
-// `--bake-salts` (opt-in) bakes HARDWARE_SALT, API_KEY_SALT, RESOURCE_KEY_SALT from the
+// `--readable` keeps identifiers (for CPU profiles: the bench builds one into bench/out/; never
+// deployed, so the size limit does not apply). `--bake-salts` (opt-in) bakes HARDWARE_SALT, API_KEY_SALT, RESOURCE_KEY_SALT from the
 // build environment into the runtime; a runtime value still overrides them.
 import * as esbuild from 'esbuild'
 import { createHash, randomBytes } from 'node:crypto'
@@ -12,6 +13,7 @@ const root = new URL('.', import.meta.url).pathname
 const args = process.argv.slice(2)
 const outDir = resolve(root, process.env.BUILD_OUT_DIR || 'dist')
 const bake = args.includes('--bake-salts')
+const readable = args.includes('--readable')
 const only = args.filter((a) => !a.startsWith('--'))
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'))
 
@@ -32,7 +34,7 @@ if (bake) {
 
 /** Shared esbuild options: node 20 ESM, minified, everything bundled but node built-ins. */
 const base = {
-  bundle: true, minify: true, format: 'esm', platform: 'node', target: 'node20', sourcemap: false,
+  bundle: true, ...(readable ? { minifyWhitespace: true, minifySyntax: true } : { minify: true }), format: 'esm', platform: 'node', target: 'node20', sourcemap: false,
   legalComments: 'none', metafile: true, write: false, logLevel: 'warning', define,
   // ofetch's node build pulls node-fetch-native's polyfill; Node 20 has fetch built in.
   alias: { 'node-fetch-native': 'node-fetch-native/native' },
@@ -83,7 +85,7 @@ for (const name of targets) {
     continue
   }
   const file = `functions/${name}.mjs`
-  const r = await buildOne(`functions/${name}/index.ts`, file, FUNCTION_MAX_BYTES)
+  const r = await buildOne(`functions/${name}/index.ts`, file, readable ? Infinity : FUNCTION_MAX_BYTES)
   if (r.over) {
     rows.push([name, r.bytes, r.sha256, true])
     continue

@@ -1,6 +1,6 @@
 // A real Docker-compatible engine: podman's API service on a private root and socket.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import http from 'node:http'
@@ -41,6 +41,7 @@ export async function startPodman(): Promise<Podman> {
         child.kill('SIGTERM')
         await new Promise((r) => child.once('exit', r))
       }
+      rmSync(dir, { recursive: true, force: true })
     },
   }
 }

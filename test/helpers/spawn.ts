@@ -46,10 +46,10 @@ export interface LoaderProcess {
 }
 
 /** Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given). */
-export async function startLoader(vars: Record<string, string> = {}): Promise<LoaderProcess> {
+export async function startLoader(vars: Record<string, string> = {}, nodeArgs: string[] = [], script = join(ROOT, 'dist/runtime.mjs')): Promise<LoaderProcess> {
   const port = vars.PORT ? Number(vars.PORT) : await freePort()
   const cacheDir = vars.CACHE_DIR ?? mkdtempSync(join(tmpdir(), 'loader-e2e-'))
-  const child = spawn(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, GLIBC_TUNABLES: MALLOC_TUNABLES, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',
       ...vars, PORT: String(port), CACHE_DIR: cacheDir },

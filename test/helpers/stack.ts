@@ -2,6 +2,7 @@
 import { serve } from '@hono/node-server'
 import { request as httpRequest, createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { rmSync } from 'node:fs'
 import { AwsClient } from 'aws4fetch'
 import { aesKey } from '../../shared/crypto/blob'
 import { resourceKey } from '../../shared/crypto/keys'
@@ -79,7 +80,8 @@ export interface Stack {
   setCdnYaml(over?: Partial<{ downloader: Keys; uploader: Keys; host: string }>): void
   /** An S3 client signing with the uploader keys, straight to moto. */
   s3: AwsClient
-  restartLoader(vars?: Record<string, string>): Promise<void>
+  /** Restarts the loader on the same CACHE_DIR; `nodeArgs` go before the script (e.g. --cpu-prof), `script` replaces dist/runtime.mjs. */
+  restartLoader(vars?: Record<string, string>, nodeArgs?: string[], script?: string): Promise<void>
   stop(): Promise<void>
 }
 
@@ -108,12 +110,13 @@ export async function startStack(users: Record<string, [string, string | number]
     origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
     loader: await startLoader(vars),
     s3: new AwsClient({ ...moto.uploader, service: 's3', region: 'us-east-1', retries: 0 }),
-    async restartLoader(more = {}) {
+    async restartLoader(more = {}, nodeArgs = [], script = undefined) {
       await stack.loader.stop()
-      stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
+      stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more }, nodeArgs, script)
     },
     async stop() {
       await stack.loader.stop('SIGKILL')
+      rmSync(stack.loader.cacheDir, { recursive: true, force: true })
       await moto.stop()
       proxy.server.closeAllConnections()
       proxy.server.close()
