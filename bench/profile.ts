@@ -8,7 +8,7 @@ import type { Stack } from '../test/helpers/stack'
 import { OUT } from './lib'
 
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number } }[]
   startTime: number
   samples: number[]
   timeDeltas: number[]
@@ -32,16 +32,18 @@ function readableBuild(): string {
 const nowUs = () => Number(process.hrtime.bigint() / 1000n)
 
 /**
- * Restarts the loader under the CPU profiler, logs in, runs `run` once, stops the loader and
- * summarises the samples taken during the run. The loader is started again without profiler.
+ * Restarts the loader under the CPU profiler, logs in, runs `warmup` (not profiled: for a steady
+ * state) then `run` once, stops the loader and summarises the samples taken during `run`.
+ * The loader is started again without profiler.
  */
-export async function profileLoader(s: Stack, login: () => Promise<void>, run: () => Promise<unknown>): Promise<string> {
+export async function profileLoader(s: Stack, login: () => Promise<void>, run: () => Promise<unknown>, warmup?: () => Promise<unknown>): Promise<string> {
   const dir = mkdtempSync(join(OUT, 'prof-'))
   try {
     // The same code built with its identifiers kept, so the profile names functions.
     const dist = readableBuild()
     await s.restartLoader({ FUNCTIONS_DIR: dist }, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500'], join(dist, 'runtime.mjs'))
     await login()
+    if (warmup) await warmup()
     const pid = s.loader.child.pid!
     const c0 = cpuMs(pid)
     const t0 = nowUs()
@@ -71,7 +73,7 @@ function summarise(p: CpuProfile, t0: number, t1: number): string {
     t += p.timeDeltas[i]
     const dt = p.timeDeltas[i + 1] ?? 0
     const f = frame.get(p.samples[i])!
-    const key = f.url ? `${f.functionName || '(anonymous)'} (${basename(f.url)}:${f.lineNumber + 1})` : f.functionName || '(anonymous)'
+    const key = f.url ? `${f.functionName || '(anonymous)'} (${basename(f.url).replace(/\?.*/, '')}:${f.lineNumber + 1}:${f.columnNumber + 1})` : f.functionName || '(anonymous)'
     all.set(key, (all.get(key) ?? 0) + dt)
     if (t >= t0 && t <= t1) inWindow.set(key, (inWindow.get(key) ?? 0) + dt)
   }
