@@ -242,4 +242,25 @@ describe('authorization and failures', () => {
       s.setCdnYaml()
     }
   })
+
+  it('a wrong uploader secret fails both upload paths with a clear 502, and nothing reaches the API', async () => {
+    s.setCdnYaml({ uploader: { accessKeyId: s.moto.uploader.accessKeyId, secretAccessKey: 'wrong-secret-value' } })
+    try {
+      await s.restartLoader()
+      expect((await login(ADMIN)).status).toBe(200)
+      for (const chunked of [false, true]) {
+        const name = `refused-${chunked}.bin`
+        const r = await upload(name, randomBytes(3 * 1024 * 1024), 'models', chunked)
+        expect(r.status).toBe(502)
+        expect((await r.json()).detail).toMatch(/CDN refused/)
+        expect((await bigMeta(name)).status).toBe(404)
+        expect(s.origin.files.has(`models/${name}.small`)).toBe(false)
+        expect(s.origin.files.has(`models/${name}.manifest`)).toBe(false)
+      }
+      expect(readdirSync(join(s.loader.cacheDir, 'tmp')).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    } finally {
+      s.setCdnYaml()
+      await s.restartLoader()
+    }
+  })
 })
