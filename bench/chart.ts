@@ -9,10 +9,14 @@ import { MiB, mibps, type Row } from './lib'
 function points(rows: Row[]) {
   const out: { series: string; sizeMiB: number; mibps: number; rssMiB?: number }[] = []
   for (const r of rows) {
-    const series = r.area === 'crypto' ? 'stream decrypt (ours)' : r.area === 'load (warm)' && r.what.includes('steady') ? (r.what.includes('HTTPS') ? 'warm /load over HTTPS' : 'warm /load') : r.area === 'unlock' ? 'unlock' : null
+    const series = r.area === 'crypto' ? 'stream decrypt (ours)' : r.area === 'load (warm)' && r.what.includes('steady') ? (r.what.includes('HTTPS') ? 'warm /load over HTTPS' : 'warm /load')
+      : r.area === 'load (cold)' && r.refMs ? 'cold /load' : r.area === 'upload' && r.refMs ? 'raw /upload' : r.area === 'unlock' ? 'unlock (sink engine)' : r.area === 'unlock (podman)' ? 'unlock (podman)' : null
     if (!series) continue
     out.push({ series, sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.ms), rssMiB: r.peakRssMiB })
-    if (r.area === 'crypto' && r.refMs) out.push({ series: 'openssl enc -d', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
+    if (r.area === 'crypto' && r.refMs) out.push({ series: 'openssl enc -d -in', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
+    if (r.area === 'upload' && r.refMs) out.push({ series: 'curl PUT (S3)', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
+    if (r.area === 'load (cold)' && r.refMs) out.push({ series: 'curl GET (S3)', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
+    if (r.area === 'unlock (podman)' && r.refMs) out.push({ series: 'podman load -i', sizeMiB: r.bytes / MiB, mibps: mibps(r.bytes, r.refMs) })
   }
   return out
 }

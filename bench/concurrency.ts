@@ -1,5 +1,6 @@
 // Concurrency bench: 64 concurrent warm /load of an 8 MiB resource, 8 concurrent cold loads sharing one CDN download.
 import { createHash, randomBytes } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { post, startStack } from '../test/helpers/stack'
 import { MiB, type Row, peakRss } from './lib'
 
@@ -8,6 +9,7 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
 export async function benchConcurrency(size = 8 * MiB, warmN = 64, coldN = 8): Promise<Row[]> {
   const s = await startStack({ [USER[0]]: [USER[1], 'Admin'] }, { MAX_CONCURRENT_TRANSFERS: String(warmN) })
+  const firstCacheDir = s.loader.cacheDir
   try {
     const login = () => post(s.loader.url, '/login', { email: USER[0], password: USER[1] })
     await login()
@@ -38,6 +40,7 @@ export async function benchConcurrency(size = 8 * MiB, warmN = 64, coldN = 8): P
       { area: 'concurrency', what: `${coldN} concurrent cold /load, ${downloads} CDN download(s), 0 errors`, bytes: size * coldN, ms: cold.ms, peakRssMiB: peakRss(s.loader.child.pid!) },
     ]
   } finally {
-    await s.stop()
+    await s.stop() // removes the cache dir in use; the first one too:
+    rmSync(firstCacheDir, { recursive: true, force: true })
   }
 }

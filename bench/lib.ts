@@ -11,16 +11,49 @@ import { execFileSync } from 'node:child_process'
 export const OUT = join(import.meta.dirname, 'out')
 export const MiB = 1024 * 1024
 
-/** One measured figure beside its reference. */
+/** One measured figure beside its reference: medians, with the best run of each. */
 export interface Row {
   area: string
   what: string
   bytes: number
+  /** Median wall-clock ms over `runs` runs (the only run when `runs` is 1). */
   ms: number
+  /** Fastest run, ms. */
+  msMin?: number
+  runs?: number
   refName?: string
   refMs?: number
+  refMin?: number
+  /** Median time to the first byte of the answer, ms (curl's time_starttransfer). */
+  ttfbMs?: number
   peakRssMiB?: number
   target?: string
+  /** The target as a check: median ratio at least this… */
+  minRatio?: number
+  /** …and median time to first byte at most this. */
+  maxTtfbMs?: number
+  /** Where the time goes when a target is missed: a CPU profile of the loader (bench/profile.ts). */
+  profile?: string
+}
+
+/** Median and minimum of some timings. */
+export function stats(xs: number[]): { median: number; min: number } {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return { median: s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0] }
+}
+
+/**
+ * Runs `ours` and `ref` `n` times each, alternating (and swapping which goes first every other
+ * round), so a drift of the machine hits both alike. Returns the timings of each side.
+ */
+export async function alternate<T extends { ms: number }>(n: number, ours: () => Promise<T>, ref: () => Promise<{ ms: number }>): Promise<{ ours: T[]; ref: number[] }> {
+  const a: T[] = []
+  const b: number[] = []
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) { a.push(await ours()); b.push((await ref()).ms) } else { b.push((await ref()).ms); a.push(await ours()) }
+  }
+  return { ours: a, ref: b }
 }
 
 /** A file of `bytes` random bytes under bench/out, reused between runs. */
@@ -39,13 +72,18 @@ export async function randomFile(name: string, bytes: number): Promise<string> {
   return path
 }
 
-/** Encrypts `plainPath` with openssl into a blob file (IV || ciphertext). */
-export function opensslEncryptFile(keyHex: string, plainPath: string, blobPath: string): void {
-  const iv = randomBytes(16)
-  writeFileSync(blobPath, iv)
-  execFileSync('bash', ['-c', 'openssl enc -aes-256-cbc -K "$K" -iv "$IV" -in "$IN" >> "$OUT"'], {
-    env: { ...process.env, IV: iv.toString('hex'), K: keyHex, IN: plainPath, OUT: blobPath },
-  })
+/**
+ * Encrypts `plainPath` with openssl: the ciphertext alone into `ctPath` (what `openssl enc -d -in`
+ * reads) and, when `blobPath` is given, the blob of crypto.md §1 (IV || ciphertext) the loader reads.
+ */
+export function opensslEncryptFile(keyHex: string, plainPath: string, ctPath: string, blobPath?: string): { ivHex: string } {
+  const iv = randomBytes(16).toString('hex')
+  execFileSync('openssl', ['enc', '-aes-256-cbc', '-K', keyHex, '-iv', iv, '-in', plainPath, '-out', ctPath])
+  if (blobPath) {
+    writeFileSync(blobPath, Buffer.from(iv, 'hex'))
+    execFileSync('bash', ['-c', 'cat "$CT" >> "$OUT"'], { env: { ...process.env, CT: ctPath, OUT: blobPath } })
+  }
+  return { ivHex: iv }
 }
 
 /** The first 16 bytes of a blob file (its IV), as hex. */
@@ -55,6 +93,13 @@ export function ivOf(blobPath: string): string {
   readSync(fd, iv, 0, 16, 0)
   closeSync(fd)
   return iv.toString('hex')
+}
+
+/** Writes the ciphertext of a blob held as `small` (a Buffer, at least 16 bytes) || `bigPath` into `ctPath`; returns the IV. */
+export function ciphertextOf(small: Buffer, bigPath: string, ctPath: string): { ivHex: string } {
+  writeFileSync(ctPath, small.subarray(16))
+  execFileSync('bash', ['-c', 'cat "$B" >> "$OUT"'], { env: { ...process.env, B: bigPath, OUT: ctPath } })
+  return { ivHex: small.subarray(0, 16).toString('hex') }
 }
 
 /** Runs a command, returns wall-clock ms. */
@@ -89,13 +134,23 @@ export async function runWorker<T extends { ms: number; maxRssKiB: number }>(wor
   return JSON.parse(stdout.trim().split('\n').pop()!) as T
 }
 
-/** `openssl enc -d` of a blob file into /dev/null, timed. */
-export async function opensslDecryptMs(keyHex: string, blobPath: string): Promise<number> {
-  const iv = ivOf(blobPath)
-  const { ms } = await timeCommand('bash', ['-c', `tail -c +17 "$F" | openssl enc -d -aes-256-cbc -K "$K" -iv "$IV" > /dev/null`],
-    { ...process.env, F: blobPath, K: keyHex, IV: iv })
-  return ms
+/**
+ * `openssl enc -d -in <ciphertext file> -out /dev/null`, timed: the best a user does with the
+ * standard tool on the same bytes (no pipe in front of it).
+ */
+export async function opensslDecrypt(keyHex: string, ivHex: string, ctPath: string): Promise<{ ms: number }> {
+  return timeCommand('openssl', ['enc', '-d', '-aes-256-cbc', '-K', keyHex, '-iv', ivHex, '-in', ctPath, '-out', '/dev/null'])
 }
+
+/** A curl run: wall-clock ms and curl's own time to the first byte of the answer. */
+export async function curlTimed(args: string[]): Promise<{ ms: number; ttfbMs: number }> {
+  const { ms, stdout } = await timeCommand('curl', ['-sS', '-f', '-o', '/dev/null', '-w', '%{time_starttransfer}', ...args])
+  return { ms, ttfbMs: Number(stdout.trim()) * 1000 }
+}
+
+/** curl's SigV4 options for the given keys (S3 on moto, region us-east-1), unsigned payload. */
+export const curlSigV4 = (k: { accessKeyId: string; secretAccessKey: string }) =>
+  ['-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '--aws-sigv4', 'aws:amz:us-east-1:s3', '--user', `${k.accessKeyId}:${k.secretAccessKey}`]
 
 /** Peak resident set (VmHWM) of a process, MiB. */
 export const peakRss = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024

@@ -11,6 +11,7 @@ import { createCache, prepareCacheDir } from './bindings/cache'
 import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
+import { createTokens } from './bindings/tokens'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 import { createDockerTls } from './bindings/docker-tls'
 
@@ -68,6 +69,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     clock: createClock(),
+    tokens: createTokens(config),
     log,
     hardware,
     dockerTls,

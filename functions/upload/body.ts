@@ -1,5 +1,5 @@
 // The upload body as a plaintext stream: raw octet-stream or multipart (`data` file, `folder` field).
-import busboy from 'busboy'
+import { decodeField, make as makeParser } from 'multipasta'
 import { PassThrough, Readable } from 'node:stream'
 import { HttpError } from '../../shared/contract/http-error'
 
@@ -10,6 +10,8 @@ export interface UploadBody {
   folder: Promise<string | undefined>
   /** A raw octet-stream body: its folder is known before the body is read (`?folder=`). */
   raw: boolean
+  /** A raw body's exact length (its Content-Length), when it has one: the one-pass upload. */
+  length?: number
 }
 
 /** Opens the request body per its content type; 415 for anything but the two forms. */
@@ -20,7 +22,9 @@ export function openUploadBody(request: Request): Promise<UploadBody> {
   // Errors reach the caller through its pipeline; an unconsumed stream must not crash the process.
   source.on('error', () => {})
   if (/^application\/octet-stream\b/i.test(type)) {
-    return Promise.resolve({ data: source, folder: Promise.resolve(undefined), raw: true })
+    const cl = request.headers.get('content-length')
+    const length = cl !== null && /^[0-9]{1,15}$/.test(cl) ? Number(cl) : undefined
+    return Promise.resolve({ data: source, folder: Promise.resolve(undefined), raw: true, length })
   }
   if (!/^multipart\/form-data\b/i.test(type)) {
     source.destroy()
@@ -31,45 +35,66 @@ export function openUploadBody(request: Request): Promise<UploadBody> {
 
 function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
   return new Promise((resolve, reject) => {
-    let bb: busboy.Busboy
-    try {
-      bb = busboy({ headers: Object.fromEntries(headers), limits: { files: 1, fields: 4, fieldSize: 1024, fieldNameSize: 64 }, highWaterMark: 1 << 20 })
-    } catch {
-      source.destroy()
-      return reject(new HttpError(400, 'the multipart body has no boundary', { type: 'bad-multipart' }))
-    }
+    const bad = (msg: string) => new HttpError(400, msg, { type: 'bad-multipart' })
     let folder: string | undefined
     let gotFile = false
+    let done = false
+    let failed = false
     let finish!: (f: string | undefined) => void
     let fail!: (e: unknown) => void
     const folderP = new Promise<string | undefined>((ok, ko) => { finish = ok; fail = ko })
     folderP.catch(() => {})
     const data = new PassThrough({ highWaterMark: 1 << 20 })
     data.on('error', () => {}) // surfaced through the caller's pipeline and `folder`
-    const bad = (msg: string) => new HttpError(400, msg, { type: 'bad-multipart' })
-
-    bb.on('field', (name, value) => { if (name === 'folder') folder = value })
-    bb.on('file', (name, file) => {
-      if (name !== 'data' || gotFile) {
-        file.resume()
-        return
-      }
-      gotFile = true
-      file.on('error', (e) => data.destroy(e))
-      file.pipe(data)
-      resolve({ data, folder: folderP, raw: false })
-    })
-    bb.on('error', (e) => {
-      const err = bad(`the multipart body is malformed or truncated (${(e as Error).message})`)
+    let drain = false
+    const abort = (err: HttpError) => {
+      if (failed) return
+      failed = true
       data.destroy(err)
       fail(err)
       reject(err)
+      source.destroy()
+    }
+    const parser = makeParser({
+      headers: Object.fromEntries(headers),
+      // `data` streams whatever its headers say; other files are skipped; fields stay small.
+      isFile: (info) => info.name === 'data' || info.filename !== undefined,
+      maxParts: 8,
+      maxFieldSize: 1024,
+      onField: (info, value) => { if (info.name === 'folder') folder = decodeField(info, value) },
+      onFile: (info) => {
+        if (info.name !== 'data' || gotFile) return () => {}
+        gotFile = true
+        resolve({ data, folder: folderP, raw: false })
+        return (chunk) => {
+          if (chunk === null) data.end()
+          else if (!data.write(chunk)) drain = true
+        }
+      },
+      onError: (e) => abort(e._tag === 'InvalidBoundary'
+        ? bad('the multipart body has no boundary')
+        : bad(`the multipart body is malformed or truncated (${e._tag}${'limit' in e ? ` ${e.limit}` : ''})`)),
+      onDone: () => {
+        done = true
+        if (!gotFile) reject(new HttpError(422, 'the multipart body has no file field "data"', { type: 'missing-data' }))
+        finish(folder)
+      },
     })
-    bb.on('close', () => {
-      if (!gotFile) reject(new HttpError(422, 'the multipart body has no file field "data"', { type: 'missing-data' }))
-      finish(folder)
+    source.on('data', (chunk: Buffer) => {
+      if (failed || done) return
+      parser.write(chunk)
+      if (drain && !failed) {
+        drain = false
+        source.pause()
+        data.once('drain', () => source.resume())
+      }
     })
-    source.on('error', (e) => bb.destroy(e))
-    source.pipe(bb)
+    source.on('end', () => {
+      if (failed || done) return
+      parser.end()
+      if (!done) abort(bad('the multipart body is malformed or truncated (it ends before its closing boundary)'))
+    })
+    source.on('error', () => abort(bad('the multipart body could not be read')))
+    data.on('close', () => { if (!data.writableFinished) source.destroy() })
   })
 }

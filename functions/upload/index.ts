@@ -7,6 +7,7 @@ import { checkFilename, checkFolder } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
 import { openUploadBody } from './body'
+import { uploadOnePass } from './one-pass'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import { upstreamProblem } from '../../shared/upstream/errors'
@@ -28,6 +29,19 @@ export default defineFunction({
     if (Number(request.headers.get('content-length') ?? 0) > max + 64 * 1024) throw tooLarge(max)
 
     const body = await openUploadBody(request)
+    // A raw body of known length: one pass, no ciphertext temporary file (crypto.md §4).
+    if (body.length !== undefined) {
+      if (body.length > max) {
+        body.data.destroy()
+        throw tooLarge(max)
+      }
+      const folder = checkFolder(queryFolder)
+      try {
+        return await exclusive(env, folder, filename, () => uploadOnePass(env, ctx, { data: body.data, length: body.length!, filename, folder, auth, cdn }))
+      } finally {
+        body.data.destroy()
+      }
+    }
     const temp = env.cache.temp('upload')
     let bigPart: Readable | undefined
     const stage = () => stageUpload(env, body.data, temp, max)

@@ -1,5 +1,6 @@
 // What a failed local write (the upload's temporary file) means for the caller: 507 when the
-// device has no room, 500 naming the cause when it cannot write at all; never "body ended early".
+// device has no room, or cannot write at all (read-only, no permission, I/O error), naming the cause;
+// never "body ended early". Not a 500: that would say the loader has a bug (http.md §1).
 import { HttpError } from '../../shared/contract/http-error'
 
 /** Codes of a device that has no room left (disk or quota). */
@@ -10,13 +11,13 @@ export const isLocalFsError = (e: unknown): e is NodeJS.ErrnoException =>
   typeof (e as NodeJS.ErrnoException)?.code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string'
 
 /**
- * The problem for a local file error while storing `what`: 507 for a full disk or quota,
- * 500 for a device that cannot write (EACCES, EROFS, EIO, …), each naming the code.
+ * The problem for a local file error while storing `what`: 507 for a full disk or quota, and
+ * 507 too for a device that cannot write (EACCES, EROFS, EIO, …), each naming the code.
  */
 export function localWriteProblem(e: NodeJS.ErrnoException, what: string): HttpError {
   const code = e.code ?? 'error'
   if (FULL.test(code)) {
     return new HttpError(507, `the device has no room left for ${what} (${code}): free space under CACHE_DIR`, { type: 'disk-full', cause: e, extra: { code } })
   }
-  return new HttpError(500, `the device cannot write ${what} under CACHE_DIR (${code}): check that it is writable`, { type: 'local-storage', cause: e, extra: { code } })
+  return new HttpError(507, `the device cannot write ${what} under CACHE_DIR (${code}): check that it is writable`, { type: 'local-storage', cause: e, extra: { code } })
 }

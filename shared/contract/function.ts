@@ -11,6 +11,7 @@ import type { DockerTls } from './docker-tls'
  * (`release.json` `contract`); the runtime refuses a release whose contract it does not serve.
  */
 export const CONTRACT_VERSION = 1
+import type { Tokens } from './tokens'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -74,6 +75,8 @@ export interface Env {
   archives: Archives
   inflight: Inflight
   clock: Clock
+  /** Verifies the Resource API's tokens (runtime/bindings/tokens.ts). */
+  tokens: Tokens
   log: Logger
   hardware(): Promise<Hardware>
   /** The engine's TLS material (DOCKER_TLS_VERIFY with a tcp:// DOCKER_HOST), else undefined. */

@@ -1,8 +1,8 @@
 // Parses and validates the decrypted cdn.yaml (http.md §2.2); a bad field is named.
 import * as v from 'valibot'
-import { parse } from 'yaml'
 import { HttpError } from '../contract/http-error'
 import type { CdnSettings } from './session'
+import { FlatYamlError, parseFlatYaml } from './flat-yaml'
 
 const text = v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'))
 
@@ -20,9 +20,10 @@ export const CdnYamlSchema = v.object({
 export function parseCdnYaml(source: string, mayUpload: boolean): CdnSettings {
   let doc: unknown
   try {
-    doc = parse(source)
-  } catch {
-    throw new HttpError(502, 'cdn.yaml is not valid YAML', { type: 'bad-cdn-config' })
+    doc = parseFlatYaml(source)
+  } catch (e) {
+    const where = e instanceof FlatYamlError ? ` (line ${e.line}: ${e.reason})` : ''
+    throw new HttpError(502, `cdn.yaml is not a flat YAML mapping of strings${where}`, { type: 'bad-cdn-config' })
   }
   const r = v.safeParse(CdnYamlSchema, doc ?? {})
   if (!r.success) {

@@ -4,7 +4,7 @@ import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
 import { clearSession, getAuth, getSession, setSession, type SessionAuth } from './session'
 import { isTimeout, upstreamProblem, upstreamStatus } from './errors'
-import { readToken, type TokenClaims } from './jwt'
+import type { TokenClaims } from '../contract/tokens'
 import { readLimited } from '../http/read-limited'
 
 const WHO = 'the Resource API'
@@ -53,7 +53,7 @@ export async function loginUpstream(env: Env, email: string, password: string): 
     throw upstreamProblem(WHO, 'the login', e)
   }
   if (typeof body?.token !== 'string') throw new HttpError(502, 'the Resource API login answer has no token', { type: 'upstream-error' })
-  return { token: body.token, claims: await readToken(body.token, env.config, env.clock.now()) }
+  return { token: body.token, claims: await env.tokens.read(body.token, env.clock.now()) }
 }
 
 /** Logs in again with the stored credentials; concurrent callers share one re-login. */

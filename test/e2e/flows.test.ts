@@ -1,6 +1,7 @@
 // F1–F3 end to end: built runtime + development origin + moto checking SigV4 and IAM policies.
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { smallSizeOf } from '../../functions/upload/split'
@@ -18,9 +19,20 @@ beforeAll(async () => {
 afterAll(async () => s?.stop())
 
 const login = async ([email, password]: string[]) => post(s.loader.url, '/login', { email, password })
-const upload = (name: string, data: Buffer, folder = 'models') => fetch(`${s.loader.url}/upload/${name}?folder=${folder}`, {
-  method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(data),
+/** A raw upload: with Content-Length (the one-pass path), or chunked (no length: the temporary-file path). */
+const upload = (name: string, data: Buffer, folder = 'models', chunked = false) => fetch(`${s.loader.url}/upload/${name}?folder=${folder}`, {
+  method: 'POST', headers: { 'content-type': 'application/octet-stream' },
+  ...(chunked
+    ? { body: new Blob([new Uint8Array(data)]).stream(), duplex: 'half' } as RequestInit
+    : { body: new Uint8Array(data) }),
 })
+/** The `x-amz-meta-*` headers of a big part on moto, read with the uploader keys. */
+const bigMeta = async (name: string, folder = 'models') => {
+  const r = await s.s3.fetch(`${s.moto.url}/${folder}/${name}.big`, { method: 'HEAD' })
+  return { status: r.status, sha256: r.headers.get('x-amz-meta-sha256'), smallSha256: r.headers.get('x-amz-meta-small-sha256'), length: r.headers.get('content-length') }
+}
+/** Bytes the loader process has read (sockets and files), from /proc/<pid>/io. */
+const readBytes = () => Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${s.loader.child.pid}/io`, 'utf8'))![1])
 const load = (name: string, folder = 'models') => post(s.loader.url, `/load/${name}`, { folder })
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
@@ -50,19 +62,81 @@ describe('login', () => {
 describe('upload and load round trips', () => {
   beforeAll(async () => { expect((await login(ADMIN)).status).toBe(200) })
 
-  it.each([0, 1, 15, 16, 17, 3072, 10240, 64 * 1024 * 1024])('%i bytes', async (size) => {
-    const data = randomBytes(size)
-    const name = `rt-${size}.bin`
-    const up = await upload(name, data)
+  const SIZES = [0, 1, 15, 16, 17, 3072, 10240, 10241, 64 * 1024 * 1024]
+  it.each(SIZES.flatMap((n) => [[n, 'one-pass'], [n, 'temporary-file']]))('%i bytes, %s path', async (size, path) => {
+    const data = randomBytes(size as number)
+    const name = `rt-${size}-${path}.bin`
+    const up = await upload(name, data, 'models', path === 'temporary-file')
     expect(up.status).toBe(201)
     const info = await up.json()
-    const n = 16 + (Math.floor(size / 16) + 1) * 16
+    const n = 16 + (Math.floor(size as number / 16) + 1) * 16
     expect(info).toEqual({ filename: name, folder: 'models', bytes: size, smallBytes: smallSizeOf(n), bigBytes: n - smallSizeOf(n), sha256: sha(data) })
+    // Which path ran: only the temporary-file path knows the big part's hash before its PUT.
+    const meta = await bigMeta(name)
+    expect(meta).toMatchObject({ status: 200, length: String(n - smallSizeOf(n)), smallSha256: expect.stringMatching(/^[0-9a-f]{64}$/) })
+    // (An empty stream body is sent with Content-Length: 0, so 0 bytes always take the one pass.)
+    if (size !== 0) expect(meta.sha256 === null).toBe(path === 'one-pass')
     const r = await load(name)
     expect(r.status).toBe(200)
     expect(r.headers.get('content-length')).toBe(String(size))
     expect(r.headers.get('content-disposition')).toBe(`attachment; filename="${name}"`)
     expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(data))
+  })
+
+  it('one pass: the loader reads the bytes once (no ciphertext temporary file read back)', async () => {
+    const size = 32 * 1024 * 1024
+    const before = readBytes()
+    expect((await upload('one-pass-io.bin', randomBytes(size))).status).toBe(201)
+    const onePass = readBytes() - before
+    const before2 = readBytes()
+    expect((await upload('temp-io.bin', randomBytes(size), 'models', true)).status).toBe(201)
+    const twoPass = readBytes() - before2
+    expect(onePass).toBeGreaterThanOrEqual(size)
+    expect(onePass).toBeLessThan(size * 1.25)
+    expect(twoPass).toBeGreaterThan(size * 1.75)
+    // And the cache entry is whole: a load needs no CDN.
+    s.faults.ranges = []
+    const r = await load('one-pass-io.bin')
+    expect(r.status).toBe(200)
+    expect((await r.arrayBuffer()).byteLength).toBe(size)
+    expect(s.faults.ranges).toEqual([])
+  })
+
+  it('one pass: a body that ends short of its Content-Length aborts the PUT and stores nothing', async () => {
+    const name = 'short.bin'
+    const declared = 8 * 1024 * 1024
+    const puts = s.faults.bigPuts ?? 0
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(s.loader.port, '127.0.0.1', () => {
+        sock.write(`POST /upload/${name}?folder=models HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/octet-stream\r\ncontent-length: ${declared}\r\n\r\n`)
+        sock.write(randomBytes(2 * 1024 * 1024))
+        // Cut the connection once the big part's PUT has begun on the CDN side.
+        const deadline = Date.now() + 30_000
+        const t = setInterval(() => {
+          if (Date.now() > deadline) {
+            clearInterval(t)
+            sock.destroy()
+            reject(new Error('the big part PUT did not begin while the body was still arriving'))
+          } else if ((s.faults.bigPuts ?? 0) > puts) {
+            clearInterval(t)
+            sock.destroy()
+            resolve()
+          }
+        }, 20)
+      })
+      sock.on('error', reject)
+    })
+    // The loader notices, aborts the PUT and cleans up; then nothing of the upload exists anywhere.
+    const tmp = join(s.loader.cacheDir, 'tmp')
+    for (let i = 0; i < 200 && readdirSync(tmp).some((f) => f.endsWith('.tmp')); i++) await new Promise((r) => setTimeout(r, 50))
+    expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    expect((await bigMeta(name)).status).toBe(404)
+    expect(s.origin.files.has(`models/${name}.small`)).toBe(false)
+    expect(s.origin.files.has(`models/${name}.manifest`)).toBe(false)
+    expect(existsSync(join(s.loader.cacheDir, `cache/models/${name}`))).toBe(false)
+    // The request was answered 400 (bad-body), as the access log shows; the caller had gone.
+    const line = s.loader.output().split('\n').find((l) => l.includes(`"path":"/upload/${name}"`) && l.includes('"status"'))
+    expect(line).toMatch(/"status":400/)
   })
 
   it('takes the multipart form with the folder field after the data', async () => {
@@ -133,11 +207,11 @@ describe('upload and load round trips', () => {
 describe('authorization and failures', () => {
   it('answers 401 without a session, 403 for role None, 403 for an upload by a viewer', async () => {
     await s.restartLoader()
-    expect((await load('rt-1.bin')).status).toBe(401)
+    expect((await load('rt-1-one-pass.bin')).status).toBe(401)
     expect((await login(NOBODY)).status).toBe(200)
-    expect((await load('rt-1.bin')).status).toBe(403)
+    expect((await load('rt-1-one-pass.bin')).status).toBe(403)
     expect((await login(VIEWER)).status).toBe(200)
-    expect((await load('rt-1.bin')).status).toBe(200)
+    expect((await load('rt-1-one-pass.bin')).status).toBe(200)
     const up = await upload('viewer.bin', randomBytes(10))
     expect(up.status).toBe(403)
     expect(up.headers.get('content-type')).toBe('application/problem+json')
@@ -172,6 +246,27 @@ describe('authorization and failures', () => {
       expect((await r.json()).detail).toMatch(/CDN refused/)
     } finally {
       s.setCdnYaml()
+    }
+  })
+
+  it('a wrong uploader secret fails both upload paths with a clear 502, and nothing reaches the API', async () => {
+    s.setCdnYaml({ uploader: { accessKeyId: s.moto.uploader.accessKeyId, secretAccessKey: 'wrong-secret-value' } })
+    try {
+      await s.restartLoader()
+      expect((await login(ADMIN)).status).toBe(200)
+      for (const chunked of [false, true]) {
+        const name = `refused-${chunked}.bin`
+        const r = await upload(name, randomBytes(3 * 1024 * 1024), 'models', chunked)
+        expect(r.status).toBe(502)
+        expect((await r.json()).detail).toMatch(/CDN refused/)
+        expect((await bigMeta(name)).status).toBe(404)
+        expect(s.origin.files.has(`models/${name}.small`)).toBe(false)
+        expect(s.origin.files.has(`models/${name}.manifest`)).toBe(false)
+      }
+      expect(readdirSync(join(s.loader.cacheDir, 'tmp')).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    } finally {
+      s.setCdnYaml()
+      await s.restartLoader()
     }
   })
 })

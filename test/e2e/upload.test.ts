@@ -102,7 +102,7 @@ describe('a full disk', () => {
   it.skipIf(!canMountTmpfs)('an upload larger than the free space answers 507 naming ENOSPC; the space is freed and the next upload goes through', async () => {
     // The loader alone sees a 6 MiB tmpfs as its CACHE_DIR: a real full disk, nobody else's.
     const full = await startLoader({ ...SALTS, RESOURCE_API_URL: s.originUrl, JWT_SECRET, LOGIN_RATE_PER_MINUTE: '1000' },
-      ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=6m,mode=0700 tmpfs "$CACHE_DIR" && exec "$@"', 'sh'])
+      { wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=6m,mode=0700 tmpfs "$CACHE_DIR" && exec "$@"', 'sh'] })
     try {
       expect((await post(full.url, '/login', { email: ADMIN[0], password: ADMIN[1] })).status).toBe(200)
       const r = await fetch(`${full.url}/upload/full.bin`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(randomBytes(16 << 20)) })

@@ -1,5 +1,6 @@
 // A real Docker-compatible engine: podman's API service on a private root and socket.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import http from 'node:http'
 import { tempDir } from './tmp'
@@ -40,6 +41,7 @@ export async function startPodman(): Promise<Podman> {
         child.kill('SIGTERM')
         await new Promise((r) => child.once('exit', r))
       }
+      rmSync(dir, { recursive: true, force: true })
     },
   }
 }

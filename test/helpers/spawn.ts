@@ -53,14 +53,14 @@ export interface LoaderProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/**
- * Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given).
- * `wrap` is a command that ends by exec'ing its arguments (e.g. `unshare … sh -c '…; exec "$@"' sh`), so the pid stays node's.
- */
-export async function startLoader(vars: Record<string, string> = {}, wrap: string[] = []): Promise<LoaderProcess> {
+/** How to start the process: a command `wrap` that ends by exec'ing its arguments (e.g. `unshare … sh -c '…; exec "$@"' sh`, so the pid stays node's), node flags, another script. */
+export interface StartOptions { wrap?: string[]; nodeArgs?: string[]; script?: string }
+
+/** Spawns `node dist/runtime.mjs` as `npm start` does (allocator settings), with test salts and a fresh CACHE_DIR (unless given). */
+export async function startLoader(vars: Record<string, string> = {}, { wrap = [], nodeArgs = [], script = join(ROOT, 'dist/runtime.mjs') }: StartOptions = {}): Promise<LoaderProcess> {
   const port = vars.PORT ? Number(vars.PORT) : await freePort()
   const cacheDir = vars.CACHE_DIR ?? tempDir('loader-e2e-')
-  const command = [...wrap, process.execPath, join(ROOT, 'dist/runtime.mjs')]
+  const command = [...wrap, process.execPath, ...nodeArgs, script]
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
     env: { PATH: process.env.PATH, GLIBC_TUNABLES: MALLOC_TUNABLES, ...SALTS, HARDWARE_FINGERPRINT: FINGERPRINT, LOG_LEVEL: 'debug', HOST: '127.0.0.1',

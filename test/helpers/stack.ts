@@ -2,12 +2,13 @@
 import { serve } from '@hono/node-server'
 import { request as httpRequest, createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { rmSync } from 'node:fs'
 import { AwsClient } from 'aws4fetch'
 import { aesKey } from '../../shared/crypto/blob'
 import { resourceKey } from '../../shared/crypto/keys'
 import { createOrigin, type OriginOptions } from '../origin/origin'
 import { startMoto, type Keys, type Moto } from './moto'
-import { startLoader, type LoaderProcess } from './spawn'
+import { startLoader, type LoaderProcess, type StartOptions } from './spawn'
 import { SALTS } from './vectors'
 import { removeLater } from './tmp'
 import { rm } from 'node:fs/promises'
@@ -29,6 +30,8 @@ export interface ProxyFaults {
   refuseNextPut?: boolean
   /** Range headers seen on `.big` GETs. */
   ranges: (string | undefined)[]
+  /** `.big` PUTs whose headers reached the proxy (the upload to the CDN has begun). */
+  bigPuts?: number
 }
 
 /** A proxy in front of moto that keeps the Host header (it is signed) and can cut a body. */
@@ -50,6 +53,7 @@ async function startProxy(target: string, faults: ProxyFaults): Promise<{ url: s
       return
     }
     if (isBigGet) faults.ranges.push(req.headers.range)
+    if (req.method === 'PUT' && /\.big$/.test(req.url ?? '')) faults.bigPuts = (faults.bigPuts ?? 0) + 1
     const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers)
       const every = isBigGet && (ur.statusCode === 200 || ur.statusCode === 206) ? faults.stallEveryBigGetAfter : undefined
@@ -98,7 +102,8 @@ export interface Stack {
   setCdnYaml(over?: Partial<{ downloader: Keys; uploader: Keys; host: string }>): void
   /** An S3 client signing with the uploader keys, straight to moto. */
   s3: AwsClient
-  restartLoader(vars?: Record<string, string>): Promise<void>
+  /** Restarts the loader on the same CACHE_DIR; `opts` as startLoader's (e.g. nodeArgs: ['--cpu-prof']). */
+  restartLoader(vars?: Record<string, string>, opts?: StartOptions): Promise<void>
   /** Stops the Resource API (origin), the CDN (moto) and its proxy, leaving the loader running. */
   stopUpstreams(): Promise<void>
   stop(): Promise<void>
@@ -132,9 +137,9 @@ export async function startStack(users: Record<string, [string, string | number]
     origin: state, originUrl, moto, cdnUrl: proxy.url, faults, setCdnYaml,
     loader: await startLoader(vars).then((l) => (cacheDirs.add(l.cacheDir), l)),
     s3: new AwsClient({ ...moto.uploader, service: 's3', region: 'us-east-1', retries: 0 }),
-    async restartLoader(more = {}) {
+    async restartLoader(more = {}, opts = {}) {
       await stack.loader.stop()
-      stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more })
+      stack.loader = await startLoader({ ...vars, CACHE_DIR: stack.loader.cacheDir, ...more }, opts)
       cacheDirs.add(stack.loader.cacheDir)
       removeLater(stack.loader.cacheDir)
     },
@@ -147,6 +152,7 @@ export async function startStack(users: Record<string, [string, string | number]
     },
     async stop() {
       await stack.loader.stop('SIGKILL')
+      rmSync(stack.loader.cacheDir, { recursive: true, force: true })
       await moto.stop()
       proxy.server.closeAllConnections()
       proxy.server.close()

@@ -129,8 +129,8 @@ describe('local write failures on upload', () => {
   it.each([
     ['ENOSPC (a full disk, /dev/full)', () => createWriteStream('/dev/full'), 507, 'ENOSPC'],
     ['EDQUOT', errno('EDQUOT'), 507, 'EDQUOT'],
-    ['EROFS', errno('EROFS'), 500, 'EROFS'],
-    ['EACCES', errno('EACCES'), 500, 'EACCES'],
+    ['EROFS', errno('EROFS'), 507, 'EROFS'],
+    ['EACCES', errno('EACCES'), 507, 'EACCES'],
   ] as const)('%s: a problem that names it, never "body ended early"; nothing sent upstream', async (_name, make, status, code) => {
     const w = await contractWorld()
     expect((await w.login()).status).toBe(200)
@@ -146,7 +146,7 @@ describe('local write failures on upload', () => {
     expect(readdirSync(`${w.cacheDir}/tmp`).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })
 
-  it('a temporary file that cannot be read back for the PUT is a local problem (500 naming EIO), not the CDN\'s', async () => {
+  it('a temporary file that cannot be read back for the PUT is a local problem (507 naming EIO), not the CDN\'s', async () => {
     const w = await contractWorld()
     expect((await w.login()).status).toBe(200)
     const temp = w.env.cache.temp.bind(w.env.cache)
@@ -154,7 +154,7 @@ describe('local write failures on upload', () => {
       read() { this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', syscall: 'read' })) },
     }) })
     const r = await raw(w, 'eio.bin', randomBytes(50_000))
-    expect(r.status).toBe(500)
+    expect(r.status).toBe(507)
     expect(await r.json()).toMatchObject({ code: 'EIO', type: 'https://loader.local/problems/local-storage' })
     expect(w.api.state.files.has('models/eio.bin.small')).toBe(false)
   })

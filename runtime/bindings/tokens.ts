@@ -1,28 +1,29 @@
-// Verifies (or, with no key configured, decodes) the Resource API's JWT and reads email and role.
+// The `tokens` binding: verifies (or, with no key configured, decodes) the Resource API's JWT
+// and reads email and role. One verifier per process, so a JWKS_URL's keys are cached.
 import { createPublicKey } from 'node:crypto'
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose'
-import type { Config } from '../contract/config'
-import { HttpError } from '../contract/http-error'
-import { parseRole, type Role } from './roles'
+import type { Config } from '../../shared/contract/config'
+import { HttpError } from '../../shared/contract/http-error'
+import type { TokenClaims, Tokens } from '../../shared/contract/tokens'
+import { parseRole } from '../../shared/upstream/roles'
 
 const EMAIL_CLAIMS = Object.freeze(['email', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress'])
 const ROLE_CLAIMS = Object.freeze(['role', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'])
 const TOLERANCE_S = 60
 
-/** What the loader reads from a token. */
-export interface TokenClaims {
-  email: string
-  role: Role
-  exp?: number
-}
-
 const refuse = (why: string) => new HttpError(502, `the Resource API's token was refused: ${why}`, { type: 'bad-token' })
+
+/** The token verifier of `config` (http.md §2.1). */
+export function createTokens(config: Config): Tokens {
+  const jwks = config.JWKS_URL ? createRemoteJWKSet(new URL(config.JWKS_URL)) : undefined
+  return { read: (token, now) => readToken(token, config, now, jwks) }
+}
 
 /**
  * Verifies `token` with JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL (decodes it when none is set),
  * checks `exp` with 60 s tolerance against `now`, and reads email and role. Throws 502.
  */
-export async function readToken(token: string, config: Config, now: Date): Promise<TokenClaims> {
+async function readToken(token: string, config: Config, now: Date, jwks: ReturnType<typeof createRemoteJWKSet> | undefined): Promise<TokenClaims> {
   let payload: JWTPayload
   // A verified token must carry `exp` (a token valid forever is refused), and the issuer and
   // audience the configuration names, when it names them.
@@ -37,8 +38,8 @@ export async function readToken(token: string, config: Config, now: Date): Promi
     } else if (config.JWT_PUBLIC_KEY) {
       const key = createPublicKey(config.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'))
       payload = (await jwtVerify(token, key, { ...checks, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
-    } else if (config.JWKS_URL) {
-      payload = (await jwtVerify(token, createRemoteJWKSet(new URL(config.JWKS_URL)), { ...checks, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
+    } else if (jwks) {
+      payload = (await jwtVerify(token, jwks, { ...checks, algorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256'] })).payload
     } else {
       payload = decodeJwt(token)
       if (typeof payload.exp === 'number' && payload.exp + TOLERANCE_S < now.getTime() / 1000) throw refuse('it has expired')
