@@ -11,6 +11,7 @@ import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
+import { createMetrics } from './bindings/metrics'
 
 declare const __LOADER_VERSION__: string | undefined
 
@@ -48,16 +49,19 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
       log.warn({ unknown: h.unknown }, 'the hardware fingerprint is generic: mount /sys/class/dmi/id, /dev/disk/by-id and /run/udev read-only so the disk serial can be seen')
     }
   }, (e) => log.error({ err: String(e) }, 'hardware detection failed'))
+  const state = createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) })
+  const metrics = createMetrics({ version: VERSION, cacheRoot: join(cacheDir, 'cache'), cacheMaxBytes: config.CACHE_MAX_BYTES, state, functions })
   return {
     config,
     version: VERSION,
     session: createStorage({ driver: memoryDriver() }),
-    state: createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) }),
-    cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log),
+    state,
+    cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log, metrics),
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     clock: createClock(),
     log,
+    metrics,
     hardware,
     functions,
     warnings,

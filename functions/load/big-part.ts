@@ -23,7 +23,11 @@ export interface SmallPart { sha256: string; bytes: number }
 export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
   getManifest: () => Promise<Manifest | null>): Promise<CacheRecord> {
   const have = await env.cache.record(folder, filename)
-  if (have && have.smallSha256 === small.sha256) return have
+  if (have && have.smallSha256 === small.sha256) {
+    env.metrics.cacheLookup('hit')
+    return have
+  }
+  env.metrics.cacheLookup('miss')
   return env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
     const again = await env.cache.record(folder, filename)
     if (again && again.smallSha256 === small.sha256) return again
@@ -32,7 +36,15 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {
       throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
     }
-    return download(env, cdn, folder, filename, small, manifest)
+    const started = performance.now()
+    try {
+      const record = await download(env, cdn, folder, filename, small, manifest)
+      env.metrics.cdnDownload('ok', record.bytes, (performance.now() - started) / 1000)
+      return record
+    } catch (e) {
+      env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
+      throw e
+    }
   })
 }
 
@@ -50,7 +62,10 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
   let restarts = 0
   let lastError: unknown
   for (let attempt = 0; attempt < attempts + 1; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
+    if (attempt > 0) {
+      env.metrics.cdnRetry()
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
+    }
     let part = await env.cache.partial(folder, filename)
     if (part.bytes > 0 && !part.etag) {
       await env.cache.resetPartial(folder, filename)
@@ -58,6 +73,7 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
     }
     const headers: Record<string, string> = {}
     if (part.bytes > 0) {
+      env.metrics.cdnResume()
       headers.range = `bytes=${part.bytes}-`
       headers['if-match'] = part.etag!
     }
@@ -122,6 +138,7 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
     if (!intact) {
       await env.cache.resetPartial(folder, filename)
       integrityFailures++
+      env.metrics.cdnVerificationFailure()
       env.log.warn({ folder, filename, integrityFailures }, 'big part failed its sha256 check; discarded')
       if (integrityFailures >= 2) throw new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check`, { type: 'integrity' })
       continue

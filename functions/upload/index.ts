@@ -1,11 +1,12 @@
 // F3: POST /upload/:filename — encrypt, split, big part to CDN and cache, small part to the API last.
 import { createHash } from 'node:crypto'
+import * as v from 'valibot'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { defineFunction } from '../../shared/contract/function'
 import { HttpError, isHttpError } from '../../shared/contract/http-error'
 import { json } from '../../shared/http/json'
-import { checkFilename, checkFolder } from '../../shared/http/names'
+import { checkFilename, checkFolder, FilenameParam, FolderParam } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
 import { createEncryptStream } from '../../shared/crypto/blob'
@@ -14,14 +15,32 @@ import { SplitStream } from './split'
 import { openUploadBody } from './body'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
-import { upstreamProblem } from '../../shared/upstream/errors'
+import { upstreamProblem, UPSTREAM_PROBLEMS } from '../../shared/upstream/errors'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
+
+const UploadAnswer = v.object({ filename: v.string(), folder: v.string(), bytes: v.number(), smallBytes: v.number(), bigBytes: v.number(),
+  sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) })
 
 const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
 
 export default defineFunction({
   name: 'upload',
-  routes: [{ method: 'POST', path: '/upload/:filename', body: 'stream', transfer: true }],
+  routes: [{ method: 'POST', path: '/upload/:filename', body: 'stream', transfer: true, doc: {
+    summary: 'Encrypts and splits a new resource: big part to the CDN and the cache, small part to the Resource API',
+    params: { filename: FilenameParam },
+    query: { folder: FolderParam },
+    body: {
+      'application/octet-stream': 'binary',
+      'multipart/form-data': v.object({ data: v.pipe(v.unknown(), v.description('the file (a file part)')), folder: v.optional(FolderParam) }),
+    },
+    bodyRequired: true,
+    answers: { 201: { description: 'stored', content: { 'application/json': UploadAnswer } } },
+    problems: { ...UPSTREAM_PROBLEMS,
+      400: 'the body ended early or is not well-formed multipart', 401: 'not logged in (POST /login first)',
+      403: 'the role may not upload, or the Resource API refuses it', 413: 'larger than UPLOAD_MAX_BYTES',
+      415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, or no file field "data"',
+      503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full' },
+  } }],
   async fetch(request, env, ctx) {
     const filename = checkFilename(ctx.params.filename)
     const queryFolder = new URL(request.url).searchParams.get('folder')
@@ -90,7 +109,7 @@ export default defineFunction({
 
       await env.cache.commit(folder, filename, { smallSha256: parts.smallSha256, bytes: parts.bigBytes, sha256: parts.bigSha256, etag, manifest, storedAt: new Date().toISOString() }, temp.path)
       ctx.log.info({ folder, filename, bytes }, 'upload')
-      return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 }, 201)
+      return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 } satisfies v.InferOutput<typeof UploadAnswer>, 201)
     } finally {
       body.data.destroy()
       await temp.remove()

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { BigPartCache, CacheRecord, PartialDownload, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
+import type { Metrics } from '../../shared/contract/metrics'
 import { writeAtomic } from './write-atomic'
 
 const READ_CHUNK = 1 << 20
@@ -18,7 +19,7 @@ async function readJsonFile<T>(path: string): Promise<T | null> {
 }
 
 /** Creates the `cache` binding rooted at `cacheDir`, bounded to `maxBytes` (LRU). */
-export function createCache(cacheDir: string, maxBytes: number, log?: Logger): BigPartCache {
+export function createCache(cacheDir: string, maxBytes: number, log?: Logger, metrics?: Metrics): BigPartCache {
   const root = join(cacheDir, 'cache')
   const tmp = join(cacheDir, 'tmp')
   const readers = new Map<string, number>()
@@ -55,6 +56,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       await rm(`${e.path}.json`, { force: true })
       await rm(e.path, { force: true })
       total -= e.bytes
+      metrics?.cacheEvicted(e.bytes)
       log?.info({ path: e.path, bytes: e.bytes }, 'evicted a cached big part (LRU)')
     }
   }

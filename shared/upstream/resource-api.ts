@@ -3,7 +3,8 @@ import { ofetch, type $Fetch } from 'ofetch'
 import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
 import { getAuth, setAuth, type SessionAuth } from './session'
-import { upstreamProblem, upstreamStatus } from './errors'
+import { isTimeout, upstreamProblem, upstreamStatus } from './errors'
+import type { ApiCall } from '../contract/metrics'
 import { readToken, type TokenClaims } from './jwt'
 import { readLimited } from '../http/read-limited'
 
@@ -19,8 +20,22 @@ export function apiClient(env: Env): $Fetch {
     baseURL,
     timeout: env.config.API_TIMEOUT_MS,
     retry: 0,
-    onResponse: ({ response }) => env.clock.observe(response.headers.get('date')),
+    onResponse: ({ request, response }) => {
+      env.clock.observe(response.headers.get('date'))
+      env.metrics.apiCall(callOf(request), `${response.status}`)
+    },
+    onRequestError: ({ request, error }) => env.metrics.apiCall(callOf(request), isTimeout(error) ? 'timeout' : 'error'),
   })
+}
+
+/** Which Resource API call a request is, for the metrics' bounded `call` label. */
+function callOf(request: unknown): ApiCall {
+  const path = typeof request === 'string' ? request : (request as { url?: string })?.url ?? ''
+  if (/\/login$/.test(path)) return 'login'
+  if (/\/resources\/get(\/[^/]*)?$/.test(path)) return 'get_resource'
+  if (/\/resources\/[^/]+$/.test(path)) return 'put_resource'
+  if (/\/binary-split\/key-fragment$/.test(path)) return 'key_fragment'
+  return 'other'
 }
 
 /** Per-call options of the two reads: bounded retries with backoff on timeouts and 5xx. */

@@ -35,3 +35,6 @@ export const getAuth = (s: Storage) => s.getItem<SessionAuth>(AUTH)
 export const setAuth = (s: Storage, a: SessionAuth) => s.setItem(AUTH, a as never)
 export const getCdn = (s: Storage) => s.getItem<CdnSettings>(CDN)
 export const setCdn = (s: Storage, c: CdnSettings) => s.setItem(CDN, c as never)
+
+/** Forgets the login and CDN settings. */
+export const clearSession = async (s: Storage) => { await s.removeItem(AUTH); await s.removeItem(CDN) }
