@@ -27,7 +27,7 @@ export function jsonSchemaOf(schema: v.GenericSchema): Json {
 const bodySchema = (b: BodyDoc, type: string): Json => (b === 'binary' ? { type: 'string', contentMediaType: type } : jsonSchemaOf(b))
 const content = (c: Record<string, BodyDoc>) => Object.fromEntries(Object.entries(c).map(([type, b]) => [type, { schema: bodySchema(b, type) }]))
 const problem = (description: string, headers?: Json) => ({
-  description, ...(headers ? { headers } : {}),
+  description, headers: { 'x-request-id': header('the request id, also in the body and the log'), ...headers },
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 })
 const header = (description: string) => ({ description, schema: { type: 'string' } })
