@@ -30,7 +30,7 @@ let stopping = false
 const stop = async (code = 0) => {
   if (stopping) return
   stopping = true
-  step('stopping: loader, moto, podman; removing the demo archive and podman storage')
+  step(`stopping ${['the loader', 'moto', podman && 'podman (its storage removed)', 'the origin'].filter(Boolean).join(', ')}${work ? ', removing the demo archive' : ''}`)
   await loader?.stop().catch(() => {})
   await moto?.stop().catch(() => {})
   await podman?.stop().catch(() => {})
@@ -95,6 +95,7 @@ try {
   // Unlock: your own engine and archives when both are set, else podman with a demo image when installed.
   let unlockVars: Record<string, string> = {}
   let unlockNote: string
+  let unlockWorks = true
   if (process.env.UNLOCK_ARCHIVE && process.env.DOCKER_HOST) {
     unlockVars = { UNLOCK_ARCHIVE: process.env.UNLOCK_ARCHIVE, DOCKER_HOST: process.env.DOCKER_HOST }
     unlockNote = `your engine ${process.env.DOCKER_HOST} and archives ${process.env.UNLOCK_ARCHIVE} (encrypted with the key fragment of your origin: this one's is random, so expect an error)`
@@ -108,8 +109,10 @@ try {
       unlockNote = `podman's API service at unix://${podman.socket} (storage ${podman.dir}), archive ${unlockVars.UNLOCK_ARCHIVE}/demo-image.enc`
     } catch (e) {
       unlockNote = `podman could not be started (${(e as Error).message.split('\n')[0]}): unlock will end in an error`
+      unlockWorks = false
     }
   } else {
+    unlockWorks = false
     unlockNote = 'unlock needs a Docker-compatible engine and encrypted archives: install podman (apt-get install podman), or set DOCKER_HOST and UNLOCK_ARCHIVE before npm run dev'
     console.log(`dev: ${unlockNote}`)
   }
@@ -138,7 +141,7 @@ Try every flow:
   head -c 100000 /dev/urandom > my.bin && curl -s -X POST '${u}/upload/my.bin?folder=models' -H 'content-type: application/octet-stream' --data-binary @my.bin
   curl -s -X POST ${u}/upload/my2.bin -F data=@my.bin -F folder=models
   curl -s -X POST ${u}/load/my.bin -H 'content-type: application/json' -d '{"folder":"models"}' | cmp - my.bin && echo same
-  curl -s -X POST ${u}/unlock ${creds}
+${unlockWorks ? '' : '  # unlock ends in an error here: it needs podman, or DOCKER_HOST and UNLOCK_ARCHIVE (see "unlock" above)\n'}  curl -s -X POST ${u}/unlock ${creds}
   until curl -s ${u}/unlock/status | grep -Eq '"state":"(ready|error)"'; do sleep 0.5; done; curl -s ${u}/unlock/status
   curl -s ${u}/metrics | grep -E '^loader_(http_requests_total|cache_(hits|misses)_total|cdn_downloads_total|resource_api_requests_total|unlock_state)'
   curl -s ${u}/openapi.json | head -c 200; echo
