@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort, ROOT } from '../helpers/spawn'
 
@@ -10,7 +11,7 @@ let dev: ChildProcess | undefined
 let cwd: string | undefined
 afterAll(async () => {
   if (dev && dev.exitCode === null && dev.signalCode === null) {
-    dev.kill('SIGINT')
+    process.kill(-dev.pid!, 'SIGINT')
     await new Promise((r) => dev!.once('exit', r))
   }
   if (cwd) rmSync(cwd, { recursive: true, force: true })
@@ -20,9 +21,11 @@ describe('npm run dev', () => {
   it('prints where it is, every printed line succeeds in order (unlock ends in ready with the demo image), Ctrl-C removes what it started', async () => {
     cwd = mkdtempSync(join(tmpdir(), 'dev-stack-'))
     const port = await freePort()
-    dev = spawn(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'test/origin/dev.ts')], {
+    // As package.json's dev script runs it (after the build global-setup made), in its own process group:
+    // Ctrl-C in a terminal signals the whole group, the engine, moto and the loader included.
+    dev = spawn(process.execPath, ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'test/origin/dev.ts')], {
       cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), CACHE_DIR: join(cwd, 'data'), LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     })
     let out = ''
     dev.stdout!.on('data', (d) => { out += d })
@@ -60,7 +63,7 @@ describe('npm run dev', () => {
     expect(answer('/openapi.json')).toMatch(/^\{"openapi":"3\.1\.0"/)
     expect(answer('/logout')).toContain('"wasAuthenticated":true')
 
-    dev.kill('SIGINT')
+    process.kill(-dev.pid!, 'SIGINT')
     expect(await exited).toBe(0)
     expect(existsSync(podmanDir)).toBe(false)
     expect(existsSync(archives)).toBe(false)
