@@ -28,6 +28,7 @@ describe('redeploy', () => {
     const before = shaOf()
     const doc = async () => (await fetch(`${p!.url}/openapi.json`)).json()
     expect((await doc()).paths['/health'].get.summary).toMatch(/^Liveness/)
+    expect(await (await fetch(`${p.url}/metrics`)).text()).toContain(`sha256="${before}"} 1`)
 
     const file = join(src, 'functions/health/index.ts')
     writeFileSync(file, readFileSync(file, 'utf8').replace(/summary: '[^']*'/, "summary: 'Liveness, redeployed'"))
