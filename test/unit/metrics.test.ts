@@ -1,4 +1,6 @@
 // The metrics binding against the Resource API contract (MSW): every call counted by call and outcome, and /metrics itself.
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { http, HttpResponse, delay } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { API } from '../mocks/resource-api'
@@ -7,7 +9,18 @@ import { contractWorld } from '../helpers/contract'
 
 const series = (text: string, name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
 
+const ROOT = join(import.meta.dirname, '../..')
+
 describe('metrics', () => {
+  it('prom-client lives in the runtime only: functions and shared code report through env.metrics', () => {
+    const files = (readdirSync(join(ROOT, 'functions'), { recursive: true }) as string[]).map((f) => join('functions', f))
+      .concat((readdirSync(join(ROOT, 'shared'), { recursive: true }) as string[]).map((f) => join('shared', f)))
+      .filter((f) => f.endsWith('.ts'))
+    expect(files.length).toBeGreaterThan(20)
+    for (const f of files) expect(readFileSync(join(ROOT, f), 'utf8'), f).not.toMatch(/from ['"]prom-client/)
+    expect(readFileSync(join(ROOT, 'runtime/bindings/metrics.ts'), 'utf8')).toMatch(/from 'prom-client'/)
+  })
+
   it('counts Resource API requests by call and outcome: status, unreachable, timeout, each retry', async () => {
     const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '2' })
     expect((await w.login()).status).toBe(200)
