@@ -95,7 +95,7 @@ for (const name of targets) {
   }
   const mod = (await import(`${join(outDir, file)}?sha256=${r.sha256}`)).default
   if (mod?.name !== name) throw new Error(`${file}: default export is not named ${name}`)
-  entries.set(name, { name, file, sha256: r.sha256, bytes: r.bytes, routes: mod.routes })
+  entries.set(name, { name, file, sha256: r.sha256, bytes: r.bytes, routes: mod.routes.map(({ doc: _doc, ...r }) => r) })
   rows.push([name, r.bytes, r.sha256])
 }
 

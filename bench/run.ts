@@ -16,12 +16,22 @@ const sizes = quick ? [MiB, 16 * MiB] : [MiB, 16 * MiB, 256 * MiB, 1024 * MiB]
 // Alternating runs of ours and the reference per figure: median and best are reported.
 const runs = quick ? 3 : 5
 const rows: Row[] = []
+const began = performance.now()
+/** Runs one area, saying what it is doing and how long it took (a full run takes many minutes). */
+async function area(name: string, run: () => Promise<Row[]>): Promise<void> {
+  const t = performance.now()
+  console.log(`bench: ${name} …`)
+  const got = await run()
+  rows.push(...got)
+  console.log(`bench: ${name}: ${got.length} measurements in ${((performance.now() - t) / 1000).toFixed(1)} s (${((performance.now() - began) / 1000).toFixed(0)} s so far)`)
+}
+const mib = sizes.map((n) => `${n / MiB} MiB`).join(', ')
 try {
-  rows.push(...await benchCrypto(sizes, runs))
-  rows.push(...await benchFlows(sizes, runs))
-  rows.push(...await benchUnlock(sizes, runs))
-  rows.push(...await benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
-  rows.push(...await benchDeploy(quick ? 3 : 10))
+  await area(`crypto: our streaming decrypt and openssl enc -d -in (${mib})`, () => benchCrypto(sizes, runs))
+  await area(`flows: /upload, cold and warm /load (HTTP and HTTPS) against curl and openssl (${mib})`, () => benchFlows(sizes, runs))
+  await area(`unlock into a sink engine and into podman (${mib})`, () => benchUnlock(sizes, runs))
+  await area('concurrency: shared cold download, many warm loads', () => benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
+  await area('field deployment: POST to serving, /status p99 across swaps', () => benchDeploy(quick ? 3 : 10))
 } catch (e) {
   console.error('bench: a run failed:', e)
   process.exitCode = 1

@@ -10,6 +10,9 @@ import { accessLog } from './middleware/access-log'
 import { callerToken } from './middleware/caller-token'
 import { clientAddress, type NodeBindings } from './middleware/client-address'
 import { methodNotAllowed } from './middleware/method-not-allowed'
+import { requestMetrics } from './middleware/metrics'
+import { isRuntimeMetrics } from './bindings/metrics'
+import { ownRoutes } from './own-routes'
 import { requestIds } from './middleware/request-id'
 import { rateLimit, type createRateLimiter } from './middleware/rate-limit'
 import { transferSlots, type TransferSlots } from './middleware/transfer-slots'
@@ -35,6 +38,9 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
   const app = new Hono<{ Bindings: NodeBindings; Variables: Vars }>()
   const routes = functions.flatMap((f) => f.mod.routes.map((r) => ({ ...r, fn: f })))
 
+  const own = ownRoutes(env, routes.map((r) => ({ route: r, fn: r.fn.info.name })))
+  const fnOf = new Map(routes.map((r) => [`${r.method} ${r.path}`, r.fn.info.name]))
+  if (isRuntimeMetrics(env.metrics)) app.use(requestMetrics(env.metrics, (method, path) => fnOf.get(`${method} ${path}`) ?? 'runtime'))
   app.use(requestIds())
   app.use(accessLog(env.log))
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }))
@@ -68,9 +74,10 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
     }
     app.on([route.method], [route.path], ...concerns(route), handler)
   }
+  for (const route of own) app.on(route.method, route.path, ...(concerns(route) as []), route.handler)
   // A known path asked with another method falls through its routes to a 405 naming the allowed ones.
-  for (const path of new Set(routes.map((r) => r.path))) {
-    app.all(path, methodNotAllowed(routes.filter((r) => r.path === path).map((r) => r.method as string)))
+  for (const path of new Set([...routes, ...own].map((r) => r.path))) {
+    app.all(path, methodNotAllowed([...routes, ...own].filter((r) => r.path === path).map((r) => r.method as string)))
   }
 
   app.notFound((c) => problemResponse(404, { type: 'about:blank', title: 'Not Found', status: 404,

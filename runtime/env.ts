@@ -14,6 +14,7 @@ import { createInflight } from './bindings/inflight'
 import { createTokens } from './bindings/tokens'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 import { createDockerTls } from './bindings/docker-tls'
+import { createMetrics } from './bindings/metrics'
 
 declare const __LOADER_VERSION__: string | undefined
 
@@ -60,17 +61,20 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
       log.warn({ unknown: h.unknown }, 'the hardware fingerprint is generic: mount /sys/class/dmi/id, /dev/disk/by-id and /run/udev read-only so the disk serial can be seen')
     }
   }, (e) => log.error({ err: String(e) }, 'hardware detection failed'))
+  const state = createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) })
+  const metrics = createMetrics({ version: VERSION, cacheRoot: join(cacheDir, 'cache'), cacheMaxBytes: config.CACHE_MAX_BYTES, state, functions })
   return {
     config,
     version: VERSION,
     session: createStorage({ driver: memoryDriver() }),
-    state: createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) }),
-    cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log),
+    state,
+    cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log, metrics),
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     clock: createClock(),
     tokens: createTokens(config),
     log,
+    metrics,
     hardware,
     dockerTls,
     functions,

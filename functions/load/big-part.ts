@@ -26,8 +26,12 @@ export interface SmallPart { sha256: string; bytes: number }
 export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
   getManifest: () => Promise<Manifest | null>): Promise<HeldPart> {
   const have = await env.cache.acquire(folder, filename)
-  if (have?.record.smallSha256 === small.sha256) return have
+  if (have?.record.smallSha256 === small.sha256) {
+    env.metrics.cacheLookup('hit')
+    return have
+  }
   have?.release()
+  env.metrics.cacheLookup('miss')
   const shared = await env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
     const again = await env.cache.acquire(folder, filename)
     if (again?.record.smallSha256 === small.sha256) return again
@@ -38,9 +42,13 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
       throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
     }
     const partial = env.cache.partial(folder, filename, small.sha256)
+    const started = performance.now()
     try {
-      return await download(env, cdn, partial, folder, filename, small, manifest)
+      const held = await download(env, cdn, partial, folder, filename, small, manifest)
+      env.metrics.cdnDownload('ok', held.bytes, (performance.now() - started) / 1000)
+      return held
     } catch (e) {
+      env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
       const code = diskErrorCode(e)
       if (!code) throw e
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
@@ -71,7 +79,10 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
   let restarts = 0
   let lastError: unknown
   for (let attempt = 0; attempt < attempts; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
+    if (attempt > 0) {
+      env.metrics.cdnRetry()
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
+    }
     let part = await partial.state()
     if (part.bytes > 0 && !part.etag) {
       await partial.reset()
@@ -79,6 +90,7 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
     }
     const headers: Record<string, string> = {}
     if (part.bytes > 0) {
+      env.metrics.cdnResume()
       headers.range = `bytes=${part.bytes}-`
       headers['if-match'] = part.etag!
     }
@@ -150,6 +162,7 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
     if (!intact) {
       await partial.reset()
       integrityFailures++
+      env.metrics.cdnVerificationFailure()
       env.log.warn({ folder, filename, integrityFailures }, 'big part failed its sha256 check; discarded')
       if (integrityFailures >= 2) throw new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check`, { type: 'integrity' })
       // crypto.md §5b: one more download after a failed check, whatever CDN_READ_RETRIES says.

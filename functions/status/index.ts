@@ -1,13 +1,41 @@
-// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, unlock state, loaded functions.
+// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock state, loaded functions.
+import * as v from 'valibot'
 import { defineFunction } from '../../shared/contract/function'
 import { json } from '../../shared/http/json'
 import { jwtMode } from '../../shared/contract/jwt-mode'
-import { publicView, readUnlock } from '../../shared/contract/unlock-state'
+import { publicView, readUnlock, UnlockStatusAnswer } from '../../shared/contract/unlock-state'
 import { getSession } from '../../shared/upstream/session'
+
+/** The 200 answer (and its OpenAPI schema). */
+const StatusAnswer = v.object({
+  status: v.literal('ok'),
+  version: v.string(),
+  authenticated: v.boolean(),
+  user: v.nullable(v.object({ email: v.string(), role: v.string() })),
+  jwt: v.picklist(['verified', 'unverified']),
+  cdn: v.picklist(['configured', 'not-configured']),
+  resourceApi: v.picklist(['configured', 'not-configured']),
+  hardware: v.picklist(['detected', 'override', 'unavailable']),
+  hardwareUnknown: v.array(v.string()),
+  callerAuth: v.picklist(['mtls', 'token', 'off']),
+  transport: v.picklist(['https', 'http']),
+  insecureOpen: v.boolean(),
+  clockOffsetMs: v.number(),
+  warnings: v.array(v.string()),
+  unlock: UnlockStatusAnswer,
+  functions: v.array(v.object({
+    name: v.string(), version: v.union([v.number(), v.literal('factory')]), sha256: v.string(), bytes: v.optional(v.number()),
+    source: v.picklist(['store', 'factory']), trial: v.boolean(), loadedAt: v.string(),
+  })),
+})
 
 export default defineFunction({
   name: 'status',
-  routes: [{ method: 'GET', path: '/status', body: 'none' }],
+  routes: [{ method: 'GET', path: '/status', body: 'none', doc: {
+    summary: 'Readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock, loaded functions',
+    answers: { 200: { description: 'the state of this loader', content: { 'application/json': StatusAnswer } } },
+    problems: {},
+  } }],
   async fetch(_request, env) {
     const { config } = env
     const [session, hardware, unlock] = await Promise.all([
@@ -35,6 +63,6 @@ export default defineFunction({
       unlock: publicView(unlock),
       functions: env.functions().map((f) => ({ name: f.name, version: f.version ?? 'factory', sha256: f.sha256, bytes: f.bytes,
         source: f.source ?? 'factory', trial: f.trial ?? false, loadedAt: f.loadedAt })),
-    })
+    } satisfies v.InferOutput<typeof StatusAnswer>)
   },
 })

@@ -1,18 +1,32 @@
 // F4–F5: POST /unlock starts the unlock job (single flight); GET /unlock/status reports it.
 import * as v from 'valibot'
 import { defineFunction } from '../../shared/contract/function'
-import { json, readJson } from '../../shared/http/json'
+import { json, JSON_BODY_PROBLEMS, readJson } from '../../shared/http/json'
 import { LoginBody } from '../../shared/http/login-body'
 import { runUnlock, stillReady } from './job'
-import { idle, publicView, readUnlock, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
+import { idle, publicView, readUnlock, UnlockStatusAnswer, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
 
 const UnlockBody = v.object({ ...LoginBody.entries, force: v.optional(v.boolean('must be true or false')) })
 
 export default defineFunction({
   name: 'unlock',
   routes: [
-    { method: 'POST', path: '/unlock', rateLimited: true },
-    { method: 'GET', path: '/unlock/status', body: 'none' },
+    { method: 'POST', path: '/unlock', rateLimited: true, doc: {
+      summary: 'Starts the unlock job in the background: archives decrypted straight into the Docker engine',
+      description: 'authenticating → fetching_key → decrypting → loading → ready (or error); poll GET /unlock/status.',
+      body: { 'application/json': UnlockBody },
+      bodyRequired: true,
+      answers: {
+        200: { description: 'already ready for these archives (send force: true to run again)', content: { 'application/json': UnlockStatusAnswer } },
+        202: { description: 'started, or already running: the current state', content: { 'application/json': UnlockStatusAnswer } },
+      },
+      problems: JSON_BODY_PROBLEMS,
+    } },
+    { method: 'GET', path: '/unlock/status', body: 'none', doc: {
+      summary: 'The unlock job state (survives restarts and redeploys)',
+      answers: { 200: { description: 'the current state', content: { 'application/json': UnlockStatusAnswer } } },
+      problems: {},
+    } },
   ],
   async fetch(request, env, ctx) {
     if (request.method === 'GET') return json(publicView(await readUnlock(env.state)))

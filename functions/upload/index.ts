@@ -1,24 +1,44 @@
 // F3: POST /upload/:filename — encrypt, split, then big part to the CDN, manifest, small part to the API (the commit point), local cache.
 import type { Readable } from 'node:stream'
+import * as v from 'valibot'
 import { defineFunction } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
 import { json } from '../../shared/http/json'
-import { checkFilename, checkFolder } from '../../shared/http/names'
+import { checkFilename, checkFolder, FilenameParam, FolderParam } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
 import { openUploadBody } from './body'
 import { uploadOnePass } from './one-pass'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
-import { upstreamProblem } from '../../shared/upstream/errors'
+import { upstreamProblem, UPSTREAM_PROBLEMS } from '../../shared/upstream/errors'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
 import { isLocalFsError, localWriteProblem } from './local-error'
 import { exclusive } from './exclusive'
 import { stageUpload, tooLarge, type StagedUpload } from './stage'
 
+/** The 201 answer (and its OpenAPI schema). */
+export const UploadAnswer = v.object({ filename: v.string(), folder: v.string(), bytes: v.number(), smallBytes: v.number(), bigBytes: v.number(),
+  sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) })
+
 export default defineFunction({
   name: 'upload',
-  routes: [{ method: 'POST', path: '/upload/:filename', body: 'stream', transfer: true }],
+  routes: [{ method: 'POST', path: '/upload/:filename', body: 'stream', transfer: true, doc: {
+    summary: 'Encrypts and splits a new resource: big part to the CDN and the cache, small part to the Resource API',
+    params: { filename: FilenameParam },
+    query: { folder: FolderParam },
+    body: {
+      'application/octet-stream': 'binary',
+      'multipart/form-data': v.object({ data: v.pipe(v.unknown(), v.description('the file (a file part)')), folder: v.optional(FolderParam) }),
+    },
+    bodyRequired: true,
+    answers: { 201: { description: 'stored', content: { 'application/json': UploadAnswer } } },
+    problems: { ...UPSTREAM_PROBLEMS,
+      400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart', 401: 'not logged in (POST /login first)',
+      403: 'the role may not upload, or the Resource API refuses it', 409: 'an upload of this folder/filename is already running on this device',
+      413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, or no file field "data"',
+      503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full or CACHE_DIR cannot be written' },
+  } }],
   async fetch(request, env, ctx) {
     const filename = checkFilename(ctx.params.filename)
     const queryFolder = new URL(request.url).searchParams.get('folder')
@@ -108,7 +128,7 @@ export default defineFunction({
         ctx.log.warn({ folder, filename, code: (e as NodeJS.ErrnoException).code }, 'upload stored upstream but not in the local cache')
       }
       ctx.log.info({ folder, filename, bytes }, 'upload')
-      return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 }, 201)
+      return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 } satisfies v.InferOutput<typeof UploadAnswer>, 201)
     }
   },
 })

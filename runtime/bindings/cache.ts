@@ -9,6 +9,7 @@ import { dirname, join, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { BigPartCache, CacheRecord, HeldPart, PartialFile, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
+import type { Metrics } from '../../shared/contract/metrics'
 import { writeAtomic } from './write-atomic'
 
 const READ_CHUNK = 1 << 20
@@ -63,7 +64,7 @@ async function partialEntries(partialRoot: string): Promise<Entry[]> {
 }
 
 /** Creates the `cache` binding rooted at `cacheDir`, bounded to `maxBytes` (LRU over parts and partials). */
-export function createCache(cacheDir: string, maxBytes: number, log?: Logger): BigPartCache {
+export function createCache(cacheDir: string, maxBytes: number, log?: Logger, metrics?: Metrics): BigPartCache {
   const root = join(cacheDir, 'cache')
   const tmp = join(cacheDir, 'tmp')
   const partialRoot = join(tmp, 'partial')
@@ -125,6 +126,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
       }
       total -= e.bytes
       if (e.partial) await rmdir(dirname(e.path)).catch(() => {})
+      if (!e.partial) metrics?.cacheEvicted(e.bytes)
       log?.info({ path: e.path, bytes: e.bytes }, e.partial ? 'removed a partial download (stale or over CACHE_MAX_BYTES)' : 'evicted a cached big part (LRU)')
     }
     overBound = total > maxBytes

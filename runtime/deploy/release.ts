@@ -1,4 +1,5 @@
 // The release format of deploy.md §1: release.json's schema and the refusal every check throws.
+import type { RouteDef } from '../../shared/contract/function'
 import * as v from 'valibot'
 import { HttpError } from '../../shared/contract/http-error'
 
@@ -46,3 +47,6 @@ export function firstIssue(issues: v.BaseIssue<unknown>[]): string {
 
 /** The store folder name of a release: `<version>-<first 12 hex of sha256>`. */
 export const releaseDirName = (r: Pick<Release, 'version' | 'sha256'>) => `${r.version}-${r.sha256.slice(0, 12)}`
+
+/** A function's routes as a release signs them (and the manifest lists them): without their OpenAPI docs. */
+export const signedRoutes = (routes: readonly RouteDef[]) => routes.map(({ doc: _doc, ...r }) => r)

@@ -1,5 +1,6 @@
 // The function contract: what a flow exports and the bindings (`env`, `ctx`) it is handed.
 import type { Storage } from 'unstorage'
+import type { GenericSchema } from 'valibot'
 import type { Config } from './config'
 import type { Logger } from './logger'
 import type { BigPartCache } from './cache'
@@ -12,6 +13,7 @@ import type { DockerTls } from './docker-tls'
  */
 export const CONTRACT_VERSION = 1
 import type { Tokens } from './tokens'
+import type { Metrics } from './metrics'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -25,6 +27,42 @@ export interface RouteDef {
   transfer?: boolean
   /** Served without the caller token (only /health). */
   public?: boolean
+  /** What `/openapi.json` says of the route; the schemas are the ones the function validates with. */
+  doc?: RouteDoc
+}
+
+/** A body of one content type: a valibot schema (JSON, or the fields of a form), or raw bytes. */
+export type BodyDoc = GenericSchema | 'binary'
+
+/** One success answer of a route. */
+export interface AnswerDoc {
+  description: string
+  /** Content type → body; omitted for an answer without a body. */
+  content?: Record<string, BodyDoc>
+  /** Response headers worth knowing: name → description. */
+  headers?: Record<string, string>
+}
+
+/**
+ * The OpenAPI description of a route, declared next to the schemas the function validates
+ * with. The runtime adds the problems its middleware answers (caller token, rate limit, body
+ * limit, transfer slots, 500) and builds `GET /openapi.json` from the loaded functions.
+ */
+export interface RouteDoc {
+  summary: string
+  description?: string
+  /** Path parameters (`:name` in the path) → schema. */
+  params?: Record<string, GenericSchema>
+  /** Query parameters → schema (all optional). */
+  query?: Record<string, GenericSchema>
+  /** Request body: content type → body. */
+  body?: Record<string, BodyDoc>
+  /** Whether a body must be sent (default: optional). */
+  bodyRequired?: boolean
+  /** Success answers by status. */
+  answers: Record<number, AnswerDoc>
+  /** The problem+json answers the function itself gives: status → when. */
+  problems: Record<number, string>
 }
 
 /** The device fingerprint and how it was obtained. */
@@ -78,6 +116,8 @@ export interface Env {
   /** Verifies the Resource API's tokens (runtime/bindings/tokens.ts). */
   tokens: Tokens
   log: Logger
+  /** Counters the flows report to; `GET /metrics` shows them. */
+  metrics: Metrics
   hardware(): Promise<Hardware>
   /** The engine's TLS material (DOCKER_TLS_VERIFY with a tcp:// DOCKER_HOST), else undefined. */
   dockerTls(): Promise<DockerTls | undefined>

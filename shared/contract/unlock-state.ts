@@ -1,5 +1,6 @@
 // The unlock job's durable state in `env.state` (survives restarts and redeploys).
 import type { Storage } from 'unstorage'
+import * as v from 'valibot'
 
 export const UNLOCK_KEY = 'unlock:status'
 
@@ -33,5 +34,14 @@ export async function writeUnlock(state: Storage, s: UnlockStatus): Promise<Unlo
   return next
 }
 
+/** What GET /unlock/status answers, as a schema for `/openapi.json`. */
+export const UnlockStatusAnswer = v.object({
+  state: v.picklist(['idle', 'authenticating', 'fetching_key', 'decrypting', 'loading', 'ready', 'error']),
+  progress: v.object({ bytesDone: v.number(), bytesTotal: v.number() }),
+  images: v.array(v.string()),
+  error: v.nullable(v.string()),
+  updatedAt: v.string(),
+})
+
 /** The public view: the internal archive signature left out. */
-export const publicView = ({ archives: _a, ...s }: UnlockStatus) => s
+export const publicView = ({ archives: _a, ...s }: UnlockStatus): v.InferOutput<typeof UnlockStatusAnswer> => s

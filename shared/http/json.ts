@@ -10,6 +10,13 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   })
 }
 
+/** The problems a JSON body can answer (readJson), for `/openapi.json`. */
+export const JSON_BODY_PROBLEMS: Readonly<Record<number, string>> = Object.freeze({
+  400: 'the body is not valid JSON',
+  415: 'the body is not application/json',
+  422: 'a field is missing or invalid (the detail names it)',
+})
+
 /** Largest JSON body a route accepts. */
 export const JSON_LIMIT = 64 * 1024
 

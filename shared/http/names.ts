@@ -1,9 +1,17 @@
 // Validation of resource file names and folders (http.md §1): 422 for anything else.
+import * as v from 'valibot'
 import { HttpError } from '../contract/http-error'
 
 const FILENAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/
 const FOLDER = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
 const RESERVED = /\.(small|big|manifest)$/
+
+/** The filename path parameter, for `/openapi.json` (checkFilename checks the same rules). */
+export const FilenameParam = v.pipe(v.string(), v.regex(FILENAME), v.maxLength(200),
+  v.description('a resource file name; no "..", not ending in .small, .big or .manifest'))
+
+/** The folder (body field or query parameter), for `/openapi.json` (checkFolder checks the same rules). */
+export const FolderParam = v.pipe(v.string(), v.regex(FOLDER), v.description('an S3 bucket name, no ".."; default models'))
 
 /** The folder used when none is given. */
 export const DEFAULT_FOLDER = 'models'

@@ -21,3 +21,10 @@ export function upstreamProblem(who: string, what: string, e: unknown): HttpErro
   if (status) return new HttpError(502, `${who} answered ${status} to ${what}`, { type: 'upstream-error', extra: { upstreamStatus: status } })
   return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable', cause: e })
 }
+
+/** The problems a flow that calls the Resource API or the CDN can answer, for `/openapi.json`. */
+export const UPSTREAM_PROBLEMS: Readonly<Record<number, string>> = Object.freeze({
+  502: 'the Resource API or the CDN failed, or what it sent does not check out',
+  503: 'RESOURCE_API_URL is not configured',
+  504: 'the Resource API or the CDN did not answer in time',
+})

@@ -5,6 +5,7 @@ import { HttpError } from '../contract/http-error'
 import { clearSession, getAuth, getSession, setSession, type SessionAuth } from './session'
 import { isTimeout, upstreamProblem, upstreamStatus } from './errors'
 import type { TokenClaims } from '../contract/tokens'
+import type { ApiCall } from '../contract/metrics'
 import { readLimited } from '../http/read-limited'
 
 const WHO = 'the Resource API'
@@ -19,8 +20,22 @@ export function apiClient(env: Env): $Fetch {
     baseURL,
     timeout: env.config.API_TIMEOUT_MS,
     retry: 0,
-    onResponse: ({ response }) => env.clock.observe(response.headers.get('date')),
+    onResponse: ({ request, response }) => {
+      env.clock.observe(response.headers.get('date'))
+      env.metrics.apiCall(callOf(request), `${response.status}`)
+    },
+    onRequestError: ({ request, error }) => env.metrics.apiCall(callOf(request), isTimeout(error) ? 'timeout' : 'error'),
   })
+}
+
+/** Which Resource API call a request is, for the metrics' bounded `call` label. */
+function callOf(request: unknown): ApiCall {
+  const path = typeof request === 'string' ? request : (request as { url?: string })?.url ?? ''
+  if (/\/login$/.test(path)) return 'login'
+  if (/\/resources\/get(\/[^/]*)?$/.test(path)) return 'get_resource'
+  if (/\/resources\/[^/]+$/.test(path)) return 'put_resource'
+  if (/\/binary-split\/key-fragment$/.test(path)) return 'key_fragment'
+  return 'other'
 }
 
 const RETRY_STATUS: readonly number[] = Object.freeze([408, 500, 502, 503, 504])

@@ -69,7 +69,7 @@ async function setup(url: string, child: ChildProcess, buckets: string[]): Promi
   return {
     url, downloader, uploader, child,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM')
         await new Promise((r) => child.once('exit', r))
       }

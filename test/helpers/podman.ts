@@ -7,17 +7,34 @@ import { tempDir } from './tmp'
 
 export interface Podman {
   socket: string
+  /** The private folder of its storage and socket (removed by stop). */
+  dir: string
   /** Runs the podman CLI on the same private storage (test preparation only; the loader never does). */
   cli(args: string[]): string
   stop(): Promise<void>
 }
 
-export async function startPodman(): Promise<Podman> {
+/** True when the podman CLI can be run. */
+export function hasPodman(): boolean {
   try {
-    execFileSync('podman', ['--version'])
+    execFileSync('podman', ['--version'], { stdio: 'ignore' })
+    return true
   } catch {
-    throw new Error('podman is not installed: `apt-get install -y podman` (.ci/run does it)')
+    return false
   }
+}
+
+/** Removes a folder of podman storage; rootless storage holds files of other uids, removed inside `podman unshare`. */
+function removeStorage(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true })
+  } catch {
+    try { execFileSync('podman', ['unshare', 'rm', '-rf', dir], { stdio: 'ignore' }) } catch { /* left for the OS's tmp cleaner */ }
+  }
+}
+
+export async function startPodman(): Promise<Podman> {
+  if (!hasPodman()) throw new Error('podman is not installed: `apt-get install -y podman` (.ci/run does it)')
   const dir = tempDir('podman-')
   const base = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--storage-driver', 'vfs']
   const socket = join(dir, 'podman.sock')
@@ -30,18 +47,23 @@ export async function startPodman(): Promise<Podman> {
   const end = Date.now() + 30_000
   for (;;) {
     try { await ping(); break } catch { /* starting */ }
-    if (Date.now() > end) { child.kill('SIGKILL'); throw new Error('podman system service did not come up') }
+    if (Date.now() > end) {
+      child.kill('SIGKILL')
+      removeStorage(dir)
+      throw new Error('podman system service did not come up')
+    }
     await new Promise((r) => setTimeout(r, 100))
   }
   return {
     socket,
-    cli: (args) => execFileSync('podman', [...base, ...args], { encoding: 'utf8' }),
+    dir,
+    cli: (args) => execFileSync('podman', [...base, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM')
         await new Promise((r) => child.once('exit', r))
       }
-      rmSync(dir, { recursive: true, force: true })
+      removeStorage(dir)
     },
   }
 }

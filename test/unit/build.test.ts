@@ -32,9 +32,9 @@ describe('build size limit', () => {
   })
 
   it('fails past the limit, naming the artifact, and writes neither it nor the manifest', () => {
-    const r = build(1) // status.mjs is about 9 KiB, health.mjs well under 1 KiB
+    const r = build(6) // status.mjs is about 8 KiB, health.mjs about 4 KiB
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/functions\/status\.mjs would be [\d.]+ KiB, over the 1 KiB limit/)
+    expect(r.stderr).toMatch(/functions\/status\.mjs would be [\d.]+ KiB, over the 6 KiB limit/)
     expect(r.stderr).not.toMatch(/health/)
     expect(existsSync(join(out!, 'functions/status.mjs'))).toBe(false)
     expect(existsSync(join(out!, 'manifest.json'))).toBe(false)

@@ -1,0 +1,49 @@
+// The metrics binding against the Resource API contract (MSW): every call counted by call and outcome, and /metrics itself.
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { http, HttpResponse, delay } from 'msw'
+import { describe, expect, it } from 'vitest'
+import { API } from '../mocks/resource-api'
+import { server } from '../mocks/server'
+import { contractWorld } from '../helpers/contract'
+
+const series = (text: string, name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
+
+const ROOT = join(import.meta.dirname, '../..')
+
+describe('metrics', () => {
+  it('prom-client lives in the runtime only: functions and shared code report through env.metrics', () => {
+    const files = (readdirSync(join(ROOT, 'functions'), { recursive: true }) as string[]).map((f) => join('functions', f))
+      .concat((readdirSync(join(ROOT, 'shared'), { recursive: true }) as string[]).map((f) => join('shared', f)))
+      .filter((f) => f.endsWith('.ts'))
+    expect(files.length).toBeGreaterThan(20)
+    for (const f of files) expect(readFileSync(join(ROOT, f), 'utf8'), f).not.toMatch(/from ['"]prom-client/)
+    expect(readFileSync(join(ROOT, 'runtime/bindings/metrics.ts'), 'utf8')).toMatch(/from 'prom-client'/)
+  })
+
+  it('counts Resource API requests by call and outcome: status, unreachable, timeout, each retry', async () => {
+    const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '2' })
+    expect((await w.login()).status).toBe(200)
+    server.use(http.post(`${API}/login`, () => HttpResponse.error()))
+    expect((await w.login()).status).toBe(502)
+    server.resetHandlers(w.api.handler, ...w.cdn.handlers)
+    server.use(http.post(`${API}/login`, async () => { await delay(1000); return HttpResponse.json({}) }))
+    expect((await w.login()).status).toBe(504)
+    server.resetHandlers(w.api.handler, ...w.cdn.handlers)
+    // A read that answers 503 is retried twice: three requests.
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    server.use(http.post(`${API}/resources/get/models`, () => HttpResponse.json({}, { status: 503 })))
+    expect((await w.req('/load/m.bin')).status).toBe(502)
+
+    const m = await (await w.app.request('/metrics')).text()
+    expect(series(m, 'loader_resource_api_requests_total', 'call="login",outcome="200"')).toBe(2)
+    expect(series(m, 'loader_resource_api_requests_total', 'call="login",outcome="error"')).toBe(1)
+    expect(series(m, 'loader_resource_api_requests_total', 'call="login",outcome="timeout"')).toBe(1)
+    expect(series(m, 'loader_resource_api_requests_total', 'call="get_resource",outcome="200"')).toBe(2)
+    expect(series(m, 'loader_resource_api_requests_total', 'call="get_resource",outcome="503"')).toBe(3)
+    expect(series(m, 'loader_http_requests_total', 'function="login",route="/login",method="POST",status="504"')).toBe(1)
+    expect(series(m, 'loader_http_requests_total', 'function="load",route="/load/:filename",method="POST",status="502"')).toBe(1)
+    expect(m).not.toMatch(/m\.bin/)
+  })
+})
