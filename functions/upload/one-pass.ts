@@ -6,7 +6,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Ctx, Env } from '../../shared/contract/function'
 import { HttpError, isHttpError } from '../../shared/contract/http-error'
-import { createEncryptStream } from '../../shared/crypto/blob'
+import { blobLength, createEncryptStream } from '../../shared/crypto/blob'
 import { resourceAesKey } from '../../shared/crypto/keys'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
 import { json } from '../../shared/http/json'
@@ -15,6 +15,7 @@ import { upstreamProblem } from '../../shared/upstream/errors'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import type { CdnSettings, SessionAuth } from '../../shared/upstream/session'
 import { localWriteProblem } from './local-error'
+import { plainMeter } from './meter'
 import { SplitStream, smallSizeOf } from './split'
 
 /** What the one-pass upload needs from the request. */
@@ -34,23 +35,11 @@ const badLength = (what: string) => new HttpError(400, `the upload body is ${wha
 /** Encrypts, PUTs and caches the big part in one pass, then writes the manifest and the small part. */
 export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Response> {
   // crypto.md §4: the blob's length follows from the plaintext's (PKCS#7 always pads).
-  const blobBytes = 16 + 16 * (Math.floor(p.length / 16) + 1)
+  const blobBytes = blobLength(p.length)
   const smallBytes = smallSizeOf(blobBytes)
   const bigBytes = blobBytes - smallBytes
 
-  let bytes = 0
-  const plainHash = createHash('sha256')
-  const meter = new Transform({
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
-    transform(chunk: Buffer, _e, done) {
-      bytes += chunk.length
-      if (bytes > p.length) return done(badLength('longer'))
-      plainHash.update(chunk)
-      done(null, chunk)
-    },
-    flush: (done) => done(bytes < p.length ? badLength('shorter') : null),
-  })
+  const meter = plainMeter(p.length, () => badLength('longer'), { tooFew: () => badLength('shorter') })
   // The small part is the blob's first `smallBytes` bytes: the PUT's headers need its hash.
   let head: Buffer[] = []
   let headBytes = 0
@@ -97,7 +86,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
     cdnFailure ??= e
     putBody.destroy(e)
   }
-  const flow = pipeline(p.data, meter, createEncryptStream(resourceAesKey(env)), tap, split, tee, putBody)
+  const flow = pipeline(p.data, meter.stream, createEncryptStream(resourceAesKey(env)), tap, split, tee, putBody)
   flow.catch((e) => smallFailed(e))
   const put = small.then(async (s) => {
     const smallSha256 = sha256(s)
@@ -140,7 +129,8 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
     const { small: smallPart, smallSha256, etag } = await put
     const parts = split.result()
     if (parts.blobBytes !== blobBytes) throw new Error(`one-pass upload: ${parts.blobBytes} blob bytes, expected ${blobBytes}`)
-    const sha256Plain = plainHash.digest('hex')
+    const sha256Plain = meter.sha256()
+    const bytes = meter.bytes()
 
     // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
     const manifest = { v: 1 as const, bytes, blobBytes, smallBytes, sha256Big: parts.bigSha256, sha256Small: smallSha256, sha256Plain }

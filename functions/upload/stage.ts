@@ -1,13 +1,13 @@
 // The upload's first half: plaintext → count and hash → encrypt → split (small part kept) →
 // temporary file of the big part. Nothing leaves the device here.
-import { createHash } from 'node:crypto'
-import { Transform, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Env } from '../../shared/contract/function'
 import type { TempFile } from '../../shared/contract/cache'
 import { HttpError, isHttpError } from '../../shared/contract/http-error'
 import { createEncryptStream } from '../../shared/crypto/blob'
 import { resourceAesKey } from '../../shared/crypto/keys'
+import { plainMeter } from './meter'
 import { SplitStream } from './split'
 import { isLocalFsError, localWriteProblem } from './local-error'
 
@@ -26,29 +26,18 @@ export interface StagedUpload {
  * a local write failure (naming its code), 400 for a body that ended early.
  */
 export async function stageUpload(env: Env, data: Readable, temp: TempFile, max: number): Promise<StagedUpload> {
-  let bytes = 0
-  const plainHash = createHash('sha256')
-  const meter = new Transform({
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
-    transform(chunk: Buffer, _e, done) {
-      bytes += chunk.length
-      if (bytes > max) return done(tooLarge(max))
-      plainHash.update(chunk)
-      done(null, chunk)
-    },
-  })
+  const meter = plainMeter(max, () => tooLarge(max))
   const split = new SplitStream()
   const sink = temp.write()
   let sinkError: NodeJS.ErrnoException | undefined
   sink.once('error', (e) => { sinkError = e })
   try {
-    await pipeline(data, meter, createEncryptStream(resourceAesKey(env)), split, sink)
+    await pipeline(data, meter.stream, createEncryptStream(resourceAesKey(env)), split, sink)
   } catch (e) {
     // The temporary file's own failure says what it is (full disk, read-only, …), whatever else broke with it.
     if (sinkError && isLocalFsError(sinkError)) throw localWriteProblem(sinkError, 'the upload')
     if (isHttpError(e)) throw e
     throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
   }
-  return { bytes, sha256: plainHash.digest('hex'), parts: split.result() }
+  return { bytes: meter.bytes(), sha256: meter.sha256(), parts: split.result() }
 }
