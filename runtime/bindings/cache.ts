@@ -1,20 +1,42 @@
 // The big-part cache on disk: CACHE_DIR/cache/<folder>/<file>.big, records beside, partials in tmp.
 // Holds (open descriptors) keep a part a request reads safe from eviction; commits and eviction run
 // one at a time; partial downloads count against the bound and stale ones are removed.
-import type { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, utimes, type FileHandle } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { dirname, join, sep } from 'node:path'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { BigPartCache, CacheRecord, HeldPart, PartialFile, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
 import type { Metrics } from '../../shared/contract/metrics'
-import { writeAtomic } from './write-atomic'
+import { ATOMIC_TMP, writeAtomic } from './write-atomic'
 
 const READ_CHUNK = 1 << 20
 /** A partial download nobody has touched for this long is removed (at start and by eviction). */
 export const STALE_PARTIAL_MS = 24 * 3600 * 1000
+
+/**
+ * A stream of `fh` from `start` by positional reads. It never closes the descriptor, which many
+ * readers may share (a Node fs.ReadStream over a FileHandle closes it when destroyed, autoClose or not).
+ */
+function positionalStream(fh: FileHandle, start: number, onError: (e: unknown) => void): Readable {
+  let position = start
+  const s = new Readable({
+    highWaterMark: READ_CHUNK,
+    read() {
+      const buf = Buffer.allocUnsafe(READ_CHUNK)
+      fh.read(buf, 0, READ_CHUNK, position).then(({ bytesRead }) => {
+        if (s.destroyed) return
+        if (bytesRead === 0) return void s.push(null)
+        position += bytesRead
+        s.push(buf.subarray(0, bytesRead))
+      }, (e) => s.destroy(e))
+    },
+  })
+  s.on('error', onError)
+  return s
+}
 
 async function readJsonFile<T>(path: string): Promise<T | null> {
   try {
@@ -72,6 +94,10 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
   const held = new Map<string, number>()
   /** Partial files a download is using. */
   const active = new Map<string, number>()
+  /** Final size announced by reserve() per partial in use: the bytes still to come count in the total. */
+  const expected = new Map<string, number>()
+  /** Partial files eviction is removing: a download of the same key waits for it before it starts. */
+  const removing = new Map<string, Promise<void>>()
   /** Final paths eviction has decided to remove (an acquire then misses). */
   const evicting = new Set<string>()
   const pathOf = (folder: string, filename: string) => join(root, folder, `${filename}.big`)
@@ -108,24 +134,56 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     return out.concat(await partialEntries(partialRoot))
   }
 
-  async function evictOnce(extra: number): Promise<void> {
+  /** Bytes the downloads in progress have still to write (announced size minus bytes on disk). */
+  function toCome(all: Entry[]): number {
+    const onDisk = new Map(all.filter((e) => e.partial).map((e) => [e.path, e.bytes]))
+    let n = 0
+    for (const [path, size] of expected) n += Math.max(0, size - (onDisk.get(path) ?? 0))
+    return n
+  }
+
+  /** Removes one entry; false (logged) when it cannot be removed: eviction goes on with the others. */
+  async function removeEntry(e: Entry): Promise<boolean> {
+    try {
+      await rm(e.side, { force: true })
+      await rm(e.path, { force: true })
+    } catch (err) {
+      log?.error({ path: e.path, code: (err as NodeJS.ErrnoException).code, err: String(err) }, 'cache eviction could not remove this entry; skipped')
+      return false
+    }
+    if (e.partial) await rmdir(dirname(e.path)).catch(() => {})
+    return true
+  }
+
+  async function evictOnce(): Promise<void> {
     const all = await entries()
-    let total = all.reduce((n, e) => n + e.bytes, 0) + extra
+    let total = all.reduce((n, e) => n + e.bytes, 0) + toCome(all)
     const now = Date.now()
     for (const e of all.sort((a, b) => a.used - b.used)) {
       const stale = e.partial && now - e.used > STALE_PARTIAL_MS
       if (total <= maxBytes && !stale) continue
-      // Checked and marked in one synchronous step: an acquire either holds first or misses.
+      // Checked and marked in one synchronous step: an acquire (or a download of the same partial)
+      // either holds first or waits/misses.
       if (e.partial ? active.has(e.path) : held.has(e.path)) continue
-      if (!e.partial) evicting.add(e.path)
-      try {
-        await rm(e.side, { force: true })
-        await rm(e.path, { force: true })
-      } finally {
-        evicting.delete(e.path)
+      let removed: boolean
+      if (e.partial) {
+        const removal = removeEntry(e)
+        removing.set(e.path, removal.then(() => {}))
+        try {
+          removed = await removal
+        } finally {
+          removing.delete(e.path)
+        }
+      } else {
+        evicting.add(e.path)
+        try {
+          removed = await removeEntry(e)
+        } finally {
+          evicting.delete(e.path)
+        }
       }
+      if (!removed) continue
       total -= e.bytes
-      if (e.partial) await rmdir(dirname(e.path)).catch(() => {})
       if (!e.partial) metrics?.cacheEvicted(e.bytes)
       log?.info({ path: e.path, bytes: e.bytes }, e.partial ? 'removed a partial download (stale or over CACHE_MAX_BYTES)' : 'evicted a cached big part (LRU)')
     }
@@ -133,11 +191,10 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
   }
 
   /** Runs an eviction pass after the commits and passes already queued (coalesced when one is waiting). */
-  function evict(extra = 0): Promise<void> {
-    if (extra > 0) return serial(() => evictOnce(extra))
+  function evict(): Promise<void> {
     queued ??= serial(() => {
       queued = null
-      return evictOnce(0)
+      return evictOnce()
     })
     return queued
   }
@@ -151,8 +208,6 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
   /** A hold over an open descriptor; the path's hold count was already taken by the caller. */
   function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number): HeldPart {
     let holds = 1
-    // Each read stream of the handle listens for its close: many loads may share one download.
-    ;(fh as unknown as EventEmitter).setMaxListeners(0)
     const drop = () => {
       if (--holds > 0) return
       fh.close().catch(() => {})
@@ -165,9 +220,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
         record,
         bytes,
         stream(start = 0) {
-          const s = createReadStream('', { fd: fh, start, autoClose: false, highWaterMark: READ_CHUNK })
-          s.on('error', (e) => log?.debug({ path, err: String(e) }, 'cached big part read failed'))
-          return s
+          return positionalStream(fh, start, (e) => log?.debug({ path, err: String(e) }, 'cached big part read failed'))
         },
         async readAt(position, length) {
           const buf = Buffer.alloc(length)
@@ -249,25 +302,41 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
       const meta = `${path}.json`
       count(active, path, 1)
       let closed = false
+      /** Creates the file (and its folders) when missing; retried when a removal of a sibling's folder races it. */
+      const create = async () => {
+        await removing.get(path)
+        for (let tries = 0; ; tries++) {
+          try {
+            await ensureDir(dirname(path))
+            await (await open(path, 'a', 0o600)).close()
+            return
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || tries >= 3) throw e
+          }
+        }
+      }
       return {
         path,
         async state() {
-          await ensureDir(dirname(path))
-          const fh = await open(path, 'a', 0o600)
-          await fh.close()
+          await create()
           const s = await stat(path)
           const m = await readJsonFile<{ etag?: string }>(meta)
           return { bytes: s.size, etag: m?.etag }
         },
         setEtag: (etag) => writeAtomic(meta, JSON.stringify({ etag })),
         async reset() {
-          await ensureDir(dirname(path))
+          await create()
           await rm(meta, { force: true })
-          await truncate(path, 0).catch(async (e) => {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-          })
+          await truncate(path, 0)
         },
-        reserve: (bytes) => (bytes > 0 ? evict(bytes) : Promise.resolve()),
+        async reserve(bytes) {
+          if (bytes <= 0) return
+          // The partial's final size: what is on disk plus what the CDN announced it still sends.
+          const s = await stat(path).catch(() => null)
+          if (closed) return
+          expected.set(path, (s?.size ?? 0) + bytes)
+          await evict()
+        },
         append: () => createWriteStream(path, { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
         read: () => createReadStream(path, { highWaterMark: READ_CHUNK }),
         async commit(record) {
@@ -278,6 +347,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
           try {
             fh = await open(path, 'r')
             await place(folder, filename, path, record)
+            expected.delete(path)
             await rm(meta, { force: true })
             await rmdir(dirname(path)).catch(() => {})
             const part = heldPart(final, fh, record, (await fh.stat()).size)
@@ -290,6 +360,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
           }
         },
         async remove() {
+          expected.delete(path)
           await rm(meta, { force: true })
           await rm(path, { force: true })
           await rmdir(dirname(path)).catch(() => {})
@@ -298,6 +369,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
           if (closed) return
           closed = true
           count(active, path, -1)
+          if (!active.has(path)) expected.delete(path)
           evictLater()
         },
       }
@@ -308,8 +380,9 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
       await ensureDir(dirname(final))
       let staged = fromPath
       if (offset > 0) {
-        // Copy the tail of a temporary file (upload: the blob past the small part).
-        staged = `${final}.${randomBytes(4).toString('hex')}.tmp`
+        // Copy the tail of a temporary file (upload: the blob past the small part). Staged in tmp/
+        // (same volume, so the rename is atomic), where a killed process's leftovers are removed at start.
+        staged = join(tmp, `staged-${process.pid}-${randomBytes(6).toString('hex')}.tmp`)
         try {
           await pipeline(createReadStream(fromPath, { start: offset, highWaterMark: READ_CHUNK }), createWriteStream(staged, { mode: 0o600 }))
         } catch (e) {
@@ -317,7 +390,12 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
           throw e
         }
       }
-      await place(folder, filename, staged, record)
+      try {
+        await place(folder, filename, staged, record)
+      } catch (e) {
+        if (staged !== fromPath) await rm(staged, { force: true })
+        throw e
+      }
       await evictQuietly()
     },
 
@@ -345,6 +423,14 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
   await mkdir(partialRoot, { recursive: true, mode: 0o700 })
   for (const name of await readdir(tmp)) {
     if (name.endsWith('.tmp')) await rm(join(tmp, name), { force: true })
+  }
+  // Temporaries of an older staging and of writeAtomic (records) beside the cached parts.
+  for (const folder of await list(join(cacheDir, 'cache'))) {
+    for (const name of await list(join(cacheDir, 'cache', folder))) {
+      if (!ATOMIC_TMP.test(name) && !/\.big\.[0-9a-f]+\.tmp$/.test(name)) continue
+      await rm(join(cacheDir, 'cache', folder, name), { force: true })
+      log?.info({ path: join(cacheDir, 'cache', folder, name) }, 'removed a temporary file a stopped process left')
+    }
   }
   for (const folder of await list(partialRoot)) {
     for (const name of await list(join(partialRoot, folder))) {
