@@ -1,7 +1,7 @@
 // Gets the big part into the cache (crypto.md §5 step 2, §5b): resumable, verified, single flight.
 import { createHash, type Hash } from 'node:crypto'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import type { Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import type { CacheRecord, HeldPart, PartialFile } from '../../shared/contract/cache'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import type { Env } from '../../shared/contract/function'
@@ -63,6 +63,40 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   const mine = shared.retain()
   setImmediate(() => shared.release())
   return mine
+}
+
+/**
+ * Writes the CDN body `res` into the partial file `out`, `onChunk` seeing each chunk first. When the
+ * SOURCE fails (a cut or stalled body) the file is still ended gracefully, every byte received
+ * flushed to disk, before this rejects with the source's error: the next attempt resumes from them
+ * (re-hashing the file). A failing file (a disk error) rejects with its own error.
+ */
+export async function receive(res: Readable, out: Writable, onChunk: (c: Buffer) => void): Promise<void> {
+  let fileError: unknown
+  out.on('error', (e) => { fileError ??= e })
+  let sourceError: unknown
+  try {
+    for await (const c of res) {
+      if (fileError) break
+      onChunk(c as Buffer)
+      if (!out.write(c)) {
+        await new Promise<void>((resolve) => {
+          const go = () => { out.off('drain', go); out.off('close', go); resolve() }
+          out.on('drain', go)
+          out.on('close', go)
+        })
+      }
+    }
+  } catch (e) {
+    sourceError = e
+  }
+  if (fileError) {
+    res.destroy()
+    throw fileError
+  }
+  out.end()
+  await finished(out)
+  if (sourceError) throw sourceError
 }
 
 async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
@@ -140,8 +174,7 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
         const pace = createGcPacer()
-        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); done(null, c) } })
-        await pipeline(res, hasher, partial.append())
+        await receive(res, partial.append(), (c) => { hash.update(c); pace(c.length) })
       }
     } catch (e) {
       // A full or unwritable disk is not the CDN's fault and is not retried.

@@ -1,5 +1,6 @@
 // Ends a transfer's response when the client stops reading it for CLIENT_STALL_TIMEOUT_MS: a
-// stalled client must not hold a transfer slot and an open cache file forever.
+// stalled client must not hold a transfer slot and an open cache file forever. A client that has
+// left (the connection closed, even before the answer was ready) cancels the body at once.
 import type { MiddlewareHandler } from 'hono'
 import type { Logger } from '../../shared/contract/logger'
 import type { NodeBindings } from './client-address'
@@ -7,10 +8,18 @@ import type { NodeBindings } from './client-address'
 /**
  * Wraps `body` so that a wait of more than `ms` for the consumer's next read (after a chunk was
  * handed over, or before the first) calls `onStall` and cancels the source. Time the source
- * itself takes (a slow upstream) is not counted: its own timeouts bound it.
+ * itself takes (a slow upstream) is not counted: its own timeouts bound it. `left` aborted (the
+ * client is gone) cancels the source at once.
  */
-export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall: () => void): ReadableStream<Uint8Array> {
+export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall: () => void, left?: AbortSignal): ReadableStream<Uint8Array> {
   const reader = body.getReader()
+  const gone = () => {
+    clearTimeout(timer)
+    timer = undefined
+    reader.cancel(new Error('the client left')).catch(() => {})
+  }
+  if (left?.aborted) queueMicrotask(gone)
+  else left?.addEventListener('abort', gone, { once: true })
   const stalled = () => {
     reader.cancel(new Error(`the client read nothing for ${ms} ms`)).catch(() => {})
     onStall()
@@ -23,7 +32,7 @@ export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall
       const { done, value } = await reader.read()
       if (done) return controller.close()
       controller.enqueue(value)
-      timer = setTimeout(stalled, ms)
+      if (!left?.aborted) timer = setTimeout(stalled, ms)
     },
     cancel(reason) {
       clearTimeout(timer)
@@ -38,8 +47,13 @@ export const stalledResponse = (ms: number, log: Logger): MiddlewareHandler => a
   const out = (c.env as NodeBindings | undefined)?.outgoing
   const body = c.res.body
   if (!out || !body) return
+  // The client may have left while the answer was prepared (a cold download): its body, e.g. a
+  // held cache file, is released now, not when a write to the dead socket fails (or never).
+  const left = new AbortController()
+  if (out.destroyed) left.abort()
+  else out.once('close', () => left.abort())
   c.res = new Response(stallBound(body, ms, () => {
     log.warn({ path: c.req.path, stallMs: ms }, 'the client stopped reading the response; closing it (CLIENT_STALL_TIMEOUT_MS)')
     out.destroy()
-  }), c.res)
+  }, left.signal), c.res)
 }

@@ -42,13 +42,15 @@ const RETRY_STATUS: readonly number[] = Object.freeze([408, 500, 502, 503, 504])
 
 /**
  * Runs one of the two reads, retried API_READ_RETRIES times on timeouts and 5xx with a growing
- * backoff (250 ms, 500 ms, 1 s … at most 4 s). Each attempt is a new call with its own timeout:
- * ofetch's own retry reuses the aborted timeout signal, so a retry after a timeout never left.
+ * backoff (250 ms, 500 ms, 1 s … at most 4 s). Each attempt is a new call with its own timeout
+ * signal (ofetch's own retry reuses the aborted one), which `call` passes to ofetch: unlike
+ * ofetch's `timeout`, whose timer stops when the headers arrive, it also bounds the body read,
+ * so a body that stalls is a timeout (retried, finally 504), not undici's 300 s wait.
  */
-async function readWithRetries<T>(env: Env, call: () => Promise<T>): Promise<T> {
+async function readWithRetries<T>(env: Env, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await call()
+      return await call(AbortSignal.timeout(env.config.API_TIMEOUT_MS))
     } catch (e) {
       const status = e instanceof HttpError ? undefined : upstreamStatus(e)
       const retriable = isTimeout(e) || (status !== undefined && RETRY_STATUS.includes(status))
@@ -139,14 +141,15 @@ function mapNon401(e: unknown, what: string): HttpError {
  */
 export async function getResourceFile(env: Env, token: string, folder: string | null, fileName: string, password: string, hardware: string): Promise<Buffer> {
   const path = folder ? `/resources/get/${encodeURIComponent(folder)}` : '/resources/get'
-  return readWithRetries(env, async () => {
+  return readWithRetries(env, async (signal) => {
     const res = await apiClient(env).raw(path, {
-      method: 'POST', body: { password, hardware, fileName }, headers: { authorization: `Bearer ${token}` }, responseType: 'stream',
+      method: 'POST', body: { password, hardware, fileName }, headers: { authorization: `Bearer ${token}` }, responseType: 'stream', signal,
     })
     try {
       return await readLimited(res.body as ReadableStream<Uint8Array>, SMALL_LIMIT,
         () => new HttpError(502, `${fileName} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
     } catch (e) {
+      // A stalled body is a timeout (504, its cause a TimeoutError): readWithRetries retries it.
       throw upstreamProblem(WHO, `the body of ${fileName}`, e)
     }
   })
@@ -161,7 +164,7 @@ export async function putResourceFile(env: Env, token: string, folder: string, f
 
 /** `GET /binary-split/key-fragment`: the archive key string. */
 export async function getKeyFragment(env: Env, token: string): Promise<string> {
-  const body = await readWithRetries(env, () => apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` } }))
+  const body = await readWithRetries(env, (signal) => apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, signal }))
   if (typeof body?.keyFragment !== 'string' || !body.keyFragment) throw new HttpError(502, 'the key fragment answer has no keyFragment', { type: 'upstream-error' })
   return body.keyFragment
 }

@@ -137,6 +137,47 @@ describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
   })
 })
 
+describe('loads sharing one cold download', () => {
+  it('a client that leaves after its first chunk does not cut off the others', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), MAX_CONCURRENT_TRANSFERS: '8' })
+    await login()
+    const plain = await seed('shared.bin', 24 * MiB)
+    s.faults.ranges = []
+    let left!: () => void
+    const hasLeft = new Promise<void>((r) => { left = r })
+    /** One client: `leave` drops the connection after the first chunk; the others wait for that, then read all. */
+    const client = (leave: boolean) => new Promise<string>((done) => {
+      const req = request(`${s.loader.url}/load/shared.bin`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        const h = createHash('sha256')
+        let first = true
+        res.on('data', (c: Buffer) => {
+          h.update(c)
+          if (!first) return
+          first = false
+          if (leave) {
+            req.destroy()
+            left()
+            return done('left')
+          }
+          res.pause()
+          // Resumed once the leaving client is gone and the loader has seen it close.
+          void hasLeft.then(() => sleep(500)).then(() => res.resume())
+        })
+        res.on('end', () => done(`${res.statusCode} ${h.digest('hex')}`))
+        res.on('close', () => { if (!res.complete) done(leave ? 'left' : `cut (${res.statusCode})`) })
+      })
+      req.on('error', (e) => done(leave ? 'left' : `error ${e.message}`))
+      req.end(JSON.stringify({ folder: 'models' }))
+    })
+    const got = await Promise.all([client(false), client(true), client(false)])
+    expect(got).toEqual([`200 ${sha(plain)}`, 'left', `200 ${sha(plain)}`])
+    // The three shared one download.
+    expect(s.faults.ranges).toEqual([undefined])
+    expect(s.loader.child.exitCode).toBeNull()
+    expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
+  })
+})
+
 describe('a full disk during a cold load', () => {
   it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
     // CACHE_DIR inside the mount, so removing it after the test never touches the mount point.

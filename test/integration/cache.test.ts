@@ -1,7 +1,7 @@
 // The big-part cache binding on a real file system: holds against eviction, serial eviction, partials
 // keyed by the small part, counted against the bound and removed when stale.
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -165,5 +165,117 @@ describe('partial downloads', () => {
     utimesSync(stale, old, old)
     await prepareCacheDir(dir)
     expect([existsSync(fresh), existsSync(stale), existsSync(legacy)]).toEqual([true, false, false])
+  })
+})
+
+/** Bytes of every cached part and partial download on disk. */
+function onDisk(dir: string): number {
+  let n = 0
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else if (e.name.endsWith('.big') || e.name.endsWith('.big.part')) n += statSync(p).size
+    }
+  }
+  walk(join(dir, 'cache'))
+  walk(join(dir, 'tmp/partial'))
+  return n
+}
+
+describe('robustness', () => {
+  it('a reader that leaves early does not close the descriptor the other holders read', async () => {
+    const { cache } = await world(64 << 20)
+    const data = randomBytes(5 << 20)
+    const held = await put(cache, 'shared.bin', data)
+    const other = held.retain()
+    const leaving = held.stream()
+    for await (const c of leaving) {
+      expect((c as Buffer).length).toBeGreaterThan(0)
+      break
+    }
+    expect(leaving.destroyed).toBe(true)
+    held.release()
+    await new Promise((r) => setTimeout(r, 20))
+    expect(sha(await readAll(other))).toBe(sha(data))
+    expect((await other.readAt(100, 10)).equals(data.subarray(100, 110))).toBe(true)
+    other.release()
+  })
+
+  it('an entry that cannot be removed is skipped: eviction goes on with the others', async () => {
+    const { dir, cache } = await world(100)
+    ;(await put(cache, 'stuck.bin', randomBytes(40))).release()
+    ;(await put(cache, 'old.bin', randomBytes(40))).release()
+    // The record of stuck.bin is a non-empty directory: removing it fails (whoever runs the test).
+    const side = join(dir, 'cache/models/stuck.bin.big.json')
+    rmSync(side)
+    mkdirSync(side)
+    writeFileSync(join(side, 'x'), 'x')
+    const t = (Date.now() - 3_600_000) / 1000
+    utimesSync(side, t, t)
+    const p = cache.partial('models', 'new.bin', sha(Buffer.from('new')))
+    await p.state()
+    await p.reserve(90)
+    expect(cached(dir)).toEqual(['stuck.bin.big'])
+    p.close()
+  })
+
+  it('concurrent downloads count the bytes still to come: on disk never more than the bound plus one part', async () => {
+    const { dir, cache } = await world(1000)
+    for (let i = 0; i < 5; i++) (await put(cache, `old${i}.bin`, randomBytes(200))).release()
+    const partials = [0, 1, 2].map((i) => cache.partial('models', `new${i}.bin`, sha(Buffer.from(`new${i}`))))
+    const data = partials.map(() => randomBytes(400))
+    let peak = 0
+    // All three announce their size before any writes (the widest window for an overshoot).
+    await Promise.all(partials.map(async (p) => { await p.state(); await p.reserve(400) }))
+    await Promise.all(partials.map(async (p, i) => {
+      for (let k = 0; k < 4; k++) {
+        await pipeline(Readable.from([data[i].subarray(k * 100, k * 100 + 100)]), p.append())
+        peak = Math.max(peak, onDisk(dir))
+      }
+    }))
+    expect(peak).toBeLessThanOrEqual(1000 + 400)
+    const held = await Promise.all(partials.map((p, i) => p.commit({ smallSha256: sha(Buffer.from(`new${i}`)), bytes: 400, sha256: sha(data[i]), storedAt: new Date().toISOString() })))
+    for (const p of partials) p.close()
+    for (const h of held) h.release()
+    await until(() => onDisk(dir) <= 1000)
+    expect(onDisk(dir)).toBeLessThanOrEqual(1000)
+  })
+
+  it('a download that starts while eviction removes its stale partial never fails', async () => {
+    const { cache } = await world(100)
+    const failures: string[] = []
+    for (let i = 0; i < 60; i++) {
+      const key = sha(Buffer.from(`race${i}`))
+      const old = cache.partial('models', 'race.bin', key)
+      await old.state()
+      await pipeline(Readable.from([randomBytes(60)]), old.append())
+      await old.setEtag('"e"')
+      old.close()
+      const other = cache.partial('models', 'other.bin', sha(Buffer.from(`other${i}`)))
+      await other.state()
+      const room = other.reserve(90)
+      // Start the same download at various points of the removal (its ETag gone, its file gone).
+      const gone = i % 3 === 0 ? `${old.path}.json` : old.path
+      for (let k = 0; k < 1000 && existsSync(gone); k++) await new Promise((r) => setImmediate(r))
+      const again = cache.partial('models', 'race.bin', key)
+      await again.state().catch((e) => failures.push(`${i}: ${String(e)}`))
+      await room
+      again.close()
+      await other.remove()
+      other.close()
+    }
+    expect(failures).toEqual([])
+  })
+
+  it('temporaries a killed process left beside cached parts are removed at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loader-test-cache-'))
+    dirs.push(dir)
+    mkdirSync(join(dir, 'cache/models'), { recursive: true })
+    const keep = ['m.bin.big', 'm.bin.big.json'].map((n) => join(dir, 'cache/models', n))
+    const left = ['m.bin.big.0123abcd.tmp', 'm.bin.big.json.89abcdef.tmp'].map((n) => join(dir, 'cache/models', n))
+    for (const f of [...keep, ...left]) writeFileSync(f, 'x')
+    await prepareCacheDir(dir)
+    expect([...keep, ...left].map((f) => existsSync(f))).toEqual([true, true, false, false])
   })
 })

@@ -1,0 +1,48 @@
+// Start-up clean-up of CACHE_DIR: folders made, and what a killed process left removed (temporaries,
+// partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import type { Logger } from '../../../shared/contract/logger'
+import { ATOMIC_TMP } from '../write-atomic'
+import { list, partialEntries, STALE_PARTIAL_MS } from './files'
+
+/**
+ * Prepares CACHE_DIR and removes what a killed process left: temporaries (in tmp/ and beside the
+ * cached parts), partial downloads of the old layout (keyed by name only) and partial downloads
+ * untouched for STALE_PARTIAL_MS.
+ */
+export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<void> {
+  const tmp = join(cacheDir, 'tmp')
+  const partialRoot = join(tmp, 'partial')
+  await mkdir(join(cacheDir, 'cache'), { recursive: true, mode: 0o700 })
+  await mkdir(join(cacheDir, 'state'), { recursive: true, mode: 0o700 })
+  await mkdir(partialRoot, { recursive: true, mode: 0o700 })
+  for (const name of await readdir(tmp)) {
+    if (name.endsWith('.tmp')) await rm(join(tmp, name), { force: true })
+  }
+  // Temporaries of an older staging and of writeAtomic (records) beside the cached parts.
+  for (const folder of await list(join(cacheDir, 'cache'))) {
+    for (const name of await list(join(cacheDir, 'cache', folder))) {
+      if (!ATOMIC_TMP.test(name) && !/\.big\.[0-9a-f]+\.tmp$/.test(name)) continue
+      await rm(join(cacheDir, 'cache', folder, name), { force: true })
+      log?.info({ path: join(cacheDir, 'cache', folder, name) }, 'removed a temporary file a stopped process left')
+    }
+  }
+  for (const folder of await list(partialRoot)) {
+    for (const name of await list(join(partialRoot, folder))) {
+      const path = join(partialRoot, folder, name)
+      if (!/^[0-9a-f]{64}$/.test(name)) {
+        await rm(path, { force: true, recursive: true })
+        log?.info({ path }, 'removed a partial download of the old layout')
+      }
+    }
+  }
+  const now = Date.now()
+  for (const e of await partialEntries(partialRoot)) {
+    if (now - e.used <= STALE_PARTIAL_MS) continue
+    await rm(e.side, { force: true })
+    await rm(e.path, { force: true })
+    await rmdir(dirname(e.path)).catch(() => {})
+    log?.info({ path: e.path, bytes: e.bytes }, 'removed a stale partial download')
+  }
+}

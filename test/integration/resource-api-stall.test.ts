@@ -1,0 +1,51 @@
+// The Resource API client against a real socket whose answer body stalls after its headers: the
+// timeout bounds the body read too, each attempt really goes upstream, and the end is a 504.
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { getKeyFragment, getResourceFile } from '../../shared/upstream/resource-api'
+import { upstreamProblem } from '../../shared/upstream/errors'
+import { makeEnv } from '../helpers/env'
+
+let server: Server
+let url: string
+const seen: string[] = []
+const open = new Set<ServerResponse>()
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push(req.url ?? '')
+    req.resume()
+    const json = req.url === '/binary-split/key-fragment'
+    // Headers and the first bytes, then nothing more (the socket stays open).
+    res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/octet-stream', 'content-length': '100' })
+    res.write(json ? '{"keyFragment":"ab' : 'first bytes')
+    open.add(res)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+
+afterAll(async () => {
+  for (const res of open) res.destroy()
+  server.closeAllConnections()
+  await new Promise((r) => server.close(r))
+})
+
+describe('a Resource API answer whose body stalls', () => {
+  it('is a timeout per attempt, retried API_READ_RETRIES times, then 504 (small file)', async () => {
+    const { env } = await makeEnv({ RESOURCE_API_URL: url, API_TIMEOUT_MS: '500', API_READ_RETRIES: '1' })
+    seen.length = 0
+    const e = await getResourceFile(env, 'token', 'models', 'x.bin', 'pw', 'hw').then(() => null, (x: unknown) => x)
+    expect(upstreamProblem('the Resource API', 'x.bin', e).status).toBe(504)
+    expect(seen).toEqual(['/resources/get/models', '/resources/get/models'])
+  })
+
+  it('is a timeout per attempt, retried API_READ_RETRIES times, then 504 (key fragment)', async () => {
+    const { env } = await makeEnv({ RESOURCE_API_URL: url, API_TIMEOUT_MS: '500', API_READ_RETRIES: '1' })
+    seen.length = 0
+    const e = await getKeyFragment(env, 'token').then(() => null, (x: unknown) => x)
+    expect(upstreamProblem('the Resource API', 'the key fragment', e).status).toBe(504)
+    expect(seen).toEqual(['/binary-split/key-fragment', '/binary-split/key-fragment'])
+  })
+})
