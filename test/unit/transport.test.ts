@@ -256,6 +256,63 @@ describe('certificate checks and watching', () => {
     }
   })
 
+  it('a swapped symlinked folder is picked up by the periodic re-read, and after a reload or a rename of the watched target the watchers follow the new one', async () => {
+    const dir = tmp()
+    for (const [name, pair] of [['a', a], ['b', b]] as const) {
+      mkdirSync(join(dir, name))
+      copyFileSync(pair.cert, join(dir, name, 'cert.pem'))
+      copyFileSync(pair.key, join(dir, name, 'key.pem'))
+    }
+    symlinkSync('a', join(dir, 'live'))
+    const { log } = memoryLog()
+    const tls = createTlsListener({ cert: join(dir, 'live/cert.pem'), key: join(dir, 'live/key.pem') }, log)
+    const applied: { cert?: unknown }[] = []
+    tls.attach(fakeServer(applied))
+    const swap = (to: string) => {
+      symlinkSync(to, join(dir, 'next'))
+      renameSync(join(dir, 'next'), join(dir, 'live'))
+    }
+    tls.watch({ debounceMs: 50, pollMs: 300 })
+    try {
+      swap('b')
+      await until(() => applied.length === 1, 'the swapped folder, by the periodic re-read')
+      expect(applied[0].cert).toBe(b.certPem)
+    } finally {
+      tls.close()
+    }
+    // No periodic re-read this time: after a reload (SIGHUP) the watchers follow the new target.
+    const again = createTlsListener({ cert: join(dir, 'live/cert.pem'), key: join(dir, 'live/key.pem') }, log)
+    const seen: { cert?: unknown }[] = []
+    again.attach(fakeServer(seen))
+    again.watch({ debounceMs: 50, pollMs: 3_600_000 })
+    try {
+      swap('a')
+      expect(again.reload()).toBe(true)
+      copyFileSync(b.cert, join(dir, 'a/cert.pem'))
+      copyFileSync(b.key, join(dir, 'a/key.pem'))
+      await until(() => seen.length === 2, 'a rotation inside the new target, seen by a watcher')
+      expect(seen[1].cert).toBe(b.certPem)
+    } finally {
+      again.close()
+    }
+    // The watched target folder moved away after a swap (no SIGHUP, no re-read): its watcher sees its own rename, re-reads and follows.
+    const third = createTlsListener({ cert: join(dir, 'live/cert.pem'), key: join(dir, 'live/key.pem') }, log)
+    const got: { cert?: unknown }[] = []
+    third.attach(fakeServer(got))
+    third.watch({ debounceMs: 50, pollMs: 3_600_000 })
+    try {
+      mkdirSync(join(dir, 'c'))
+      copyFileSync(a.cert, join(dir, 'c/cert.pem'))
+      copyFileSync(a.key, join(dir, 'c/key.pem'))
+      swap('c')
+      renameSync(join(dir, 'a'), join(dir, 'a.old')) // moved away whole: no event for the files inside
+      await until(() => got.length === 1, 'the new target after the old one was deleted')
+      expect(got[0].cert).toBe(a.certPem)
+    } finally {
+      third.close()
+    }
+  })
+
   it('a changed client CA closes the connections it verified: idle ones at once, busy ones after their answer', async () => {
     const dir = tmp()
     const bundle = join(dir, 'clients.pem')
