@@ -201,6 +201,7 @@ export function createTlsListener(files: TlsFiles, log: Logger): TlsListener {
     close() {
       watching = undefined
       clearTimeout(timer)
+      timer = undefined
       clearInterval(poll)
       for (const w of watchers.splice(0)) w.close()
     },
