@@ -28,7 +28,8 @@ USER loader
 VOLUME ["/var/lib/loader"]
 EXPOSE 8080
 # /health over HTTP, or over HTTPS when TLS_CERT_FILE is set (its own certificate, not verified: it is
-# loopback); with mutual TLS the check has no client certificate, so a completed handshake counts.
+# loopback); with mutual TLS the check has no client certificate: a TLS 1.3 handshake (which a
+# client completes before the server asks for its certificate) serving TLS_CERT_FILE's certificate counts.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "const e=process.env,p=+(e.PORT||8080),no=()=>process.exit(1);if(!e.TLS_CERT_FILE)fetch('http://127.0.0.1:'+p+'/health').then(r=>process.exit(r.ok?0:1),no);else if(e.TLS_CLIENT_CA_FILE)require('tls').connect({host:'127.0.0.1',port:p,rejectUnauthorized:false},()=>process.exit(0)).on('error',no);else require('https').get({host:'127.0.0.1',port:p,path:'/health',rejectUnauthorized:false},r=>process.exit(r.statusCode===200?0:1)).on('error',no)"]
+  CMD ["node", "-e", "const e=process.env,p=+(e.PORT||8080),no=()=>process.exit(1);if(!e.TLS_CERT_FILE)fetch('http://127.0.0.1:'+p+'/health').then(r=>process.exit(r.ok?0:1),no);else if(e.TLS_CLIENT_CA_FILE){const s=require('tls').connect({host:'127.0.0.1',port:p,rejectUnauthorized:false,minVersion:'TLSv1.3'},()=>{let f;try{f=new (require('crypto').X509Certificate)(require('fs').readFileSync(e.TLS_CERT_FILE)).fingerprint256}catch{no()}process.exit(s.getPeerCertificate().fingerprint256===f?0:1)}).on('error',no)}else require('https').get({host:'127.0.0.1',port:p,path:'/health',rejectUnauthorized:false},r=>process.exit(r.statusCode===200?0:1)).on('error',no)"]
 CMD ["node", "dist/runtime.mjs"]

@@ -15,6 +15,7 @@ import { createTokens } from './bindings/tokens'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 import { createDockerTls } from './bindings/docker-tls'
 import { createMetrics } from './bindings/metrics'
+import { ConfigError } from './config'
 
 declare const __LOADER_VERSION__: string | undefined
 
@@ -30,7 +31,7 @@ export function securityWarnings(config: Config): string[] {
   // A caller credential is the token or, with mutual TLS, a verified client certificate.
   if (!loopback && !config.LOADER_API_TOKEN && !config.TLS_CLIENT_CA_FILE) {
     if (!config.LOADER_INSECURE_OPEN) {
-      throw new Error(`HOST: ${config.HOST} is not loopback; set LOADER_API_TOKEN (or TLS_CLIENT_CA_FILE for mutual TLS), or LOADER_INSECURE_OPEN=true to serve without a caller credential`)
+      throw new ConfigError('HOST', `${config.HOST} is not loopback; set LOADER_API_TOKEN (or TLS_CLIENT_CA_FILE for mutual TLS), or LOADER_INSECURE_OPEN=true to serve without a caller credential`)
     }
     warnings.push(`serving on ${config.HOST} without a caller token (LOADER_INSECURE_OPEN=true)`)
   }
@@ -39,6 +40,20 @@ export function securityWarnings(config: Config): string[] {
   }
   if (config.DOCKER_TLS_VERIFY && !config.DOCKER_HOST.startsWith('tcp://')) {
     warnings.push('DOCKER_TLS_VERIFY applies to a tcp:// DOCKER_HOST only: ignored for the unix socket')
+  }
+  // Upstreams in clear: the engine receives decrypted archives, the Resource API passwords and keys.
+  const engineHost = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)/.exec(config.DOCKER_HOST)?.[1]?.replace(/^\[|\]$/g, '')
+  if (engineHost !== undefined && !LOOPBACK.test(engineHost) && !config.DOCKER_TLS_VERIFY) {
+    warnings.push(`DOCKER_HOST ${config.DOCKER_HOST} is not loopback and DOCKER_TLS_VERIFY is not set: decrypted archives go to the engine in clear`)
+  }
+  if (config.DOCKER_CERT_PATH && !config.DOCKER_TLS_VERIFY) {
+    warnings.push('DOCKER_CERT_PATH is set but DOCKER_TLS_VERIFY is not: the engine certificates are not used')
+  }
+  if (config.RESOURCE_API_URL) {
+    const api = new URL(config.RESOURCE_API_URL)
+    if (api.protocol !== 'https:' && !LOOPBACK.test(api.hostname.replace(/^\[|\]$/g, ''))) {
+      warnings.push(`RESOURCE_API_URL ${api.origin} is not HTTPS and not loopback: passwords, tokens and key material travel in clear`)
+    }
   }
   if (jwtMode(config) === 'unverified') {
     warnings.push('JWT signatures are not verified: set JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL')

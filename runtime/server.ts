@@ -84,13 +84,8 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     port: env.config.PORT,
     ...(opts.tls ? { createServer: createHttpsServer, serverOptions: opts.tls.options } : {}),
   })
-  if (opts.tls) {
-    opts.tls.attach(server as TlsServer)
-    // A refused handshake (no or a wrong client certificate, plain HTTP, an old TLS version) never reaches the app.
-    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) => {
-      env.log.info({ client: socket.remoteAddress, code: err.code }, 'TLS handshake refused')
-    })
-  }
+  // The listener logs refused handshakes (no or a wrong client certificate, plain HTTP, an old TLS version): they never reach the app.
+  if (opts.tls) opts.tls.attach(server as TlsServer)
   server.on('request', (_req, res) => {
     inflight.add(res)
     res.once('close', () => inflight.delete(res))

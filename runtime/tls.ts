@@ -1,97 +1,76 @@
-// Certificates of an HTTPS listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE): read and
-// checked at start, re-read on SIGHUP or when the files change, applied without a restart.
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
-import { readFileSync, watch, type FSWatcher } from 'node:fs'
+// An HTTPS listener's certificates (runtime/tls-files.ts reads them): served from start, re-read on
+// SIGHUP, when the files change and every minute, applied without a restart; a changed client CA
+// ends the keep-alive connections it verified; refused handshakes are logged, bounded.
+import { createHash } from 'node:crypto'
+import { lstatSync, readlinkSync, realpathSync, watch, type FSWatcher } from 'node:fs'
+import type { Server as HttpServer } from 'node:http'
 import type { ServerOptions } from 'node:https'
-import { dirname } from 'node:path'
-import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls'
-import { ConfigError } from './config'
+import type { Socket } from 'node:net'
+import { basename, dirname, resolve } from 'node:path'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import { readTls, type TlsFiles, type TlsMaterial } from './tls-files'
 import type { Logger } from '../shared/contract/logger'
 
-/** Paths of a listener's PEM files, and the variables that name them (for error lines). */
-export interface TlsFiles {
-  cert: string
-  key: string
-  /** CA whose certificates callers must present (mutual TLS). */
-  clientCa?: string
-  /** Variable names used in messages; defaults TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE. */
-  names?: { cert: string; key: string; clientCa: string }
-}
-
-/** What was read: the secure-context options and a description of the certificate. */
-export interface TlsMaterial {
-  context: SecureContextOptions
-  subject: string
-  validTo: string
-  fingerprint256: string
-}
-
-const NAMES = { cert: 'TLS_CERT_FILE', key: 'TLS_KEY_FILE', clientCa: 'TLS_CLIENT_CA_FILE' }
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
-
-function read(variable: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (e) {
-    throw new ConfigError(variable, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`)
-  }
-}
-
-/** Every certificate of a PEM file, parsed; at least one. */
-export function readCertificates(variable: string, path: string): { pem: string; certs: X509Certificate[] } {
-  const pem = read(variable, path)
-  const blocks = pem.match(PEM_CERT) ?? []
-  if (!blocks.length) throw new ConfigError(variable, `${path} holds no PEM certificate`)
-  try {
-    return { pem, certs: blocks.map((b) => new X509Certificate(b)) }
-  } catch {
-    throw new ConfigError(variable, `${path} holds a certificate that does not parse`)
-  }
-}
-
-/**
- * Reads and checks a certificate chain, its private key and an optional client CA: each must
- * parse and the key must match the first certificate. Throws ConfigError naming the variable.
- */
-export function readTls(files: TlsFiles): TlsMaterial {
-  const names = files.names ?? NAMES
-  const { pem: cert, certs } = readCertificates(names.cert, files.cert)
-  const key = read(names.key, files.key)
-  let keyObject
-  try {
-    keyObject = createPrivateKey(key)
-  } catch {
-    throw new ConfigError(names.key, `${files.key} holds no unencrypted PEM private key`)
-  }
-  if (!certs[0].checkPrivateKey(keyObject)) {
-    throw new ConfigError(names.key, `${files.key} does not match the certificate in ${names.cert} (${files.cert})`)
-  }
-  const ca = files.clientCa ? readCertificates(names.clientCa, files.clientCa).pem : undefined
-  const context: SecureContextOptions = { cert, key, ...(ca ? { ca } : {}), minVersion: 'TLSv1.2' }
-  try {
-    createSecureContext(context)
-  } catch (e) {
-    throw new ConfigError(names.cert, `OpenSSL refuses the pair (${(e as Error).message})`)
-  }
-  return { context, subject: certs[0].subject.replace(/\n/g, ', '), validTo: certs[0].validTo, fingerprint256: certs[0].fingerprint256 }
-}
+export type { TlsFiles, TlsMaterial } from './tls-files'
 
 /** An HTTPS listener's certificates, kept current. */
 export interface TlsListener {
-  /** node:https server options: TLS ≥ 1.2; with a client CA, a certificate signed by it is required. */
+  /** node:https server options: TLS ≥ 1.2, no renegotiation; with a client CA, a certificate signed by it is required. */
   options: ServerOptions
   /** The certificate in use. */
   current(): TlsMaterial
-  /** Serves the certificates on `server` now and after every successful reload. */
+  /**
+   * Serves the certificates on `server` now and after every successful reload; logs its refused
+   * handshakes (at most one line per client address a minute) and, when the client CA changes,
+   * closes the connections verified by the old one (idle ones at once, busy ones after their response).
+   */
   attach(server: TlsServer): void
   /**
    * Re-reads the files. A changed, valid set is applied to new handshakes (connections already
    * open keep theirs); a broken one is logged and the old one stays. True when applied.
    */
   reload(): boolean
-  /** Reloads when a file changes (its folder is watched, so renames and symlink swaps count); debounced. */
-  watch(debounceMs?: number): void
+  /**
+   * Reloads when a watched file changes: the folder of each path and the folder of the file it
+   * resolves to (symlinks), watched again after each applied reload; and re-reads every
+   * `pollMs` (60 s) whatever the watchers saw. Events are debounced (`debounceMs` after the first).
+   */
+  watch(opts?: { debounceMs?: number; pollMs?: number }): void
   close(): void
+}
+
+/** Names Kubernetes swaps in a mounted Secret's folder (`..data` → `..<timestamp>`). */
+const K8S_NAMES = ['..data', '..data_tmp']
+const LOG_EVERY_MS = 60_000
+
+/**
+ * Folder → the names in it whose change matters: for each path, its folder, the folder of every
+ * symlink it goes through (certbot: etc/tls.crt → ../live/cert.pem → ../archive/cert1.pem) and
+ * the folder of the file it resolves to. A swapped symlinked *folder* is not seen here (its parent
+ * is not watched): SIGHUP or the periodic re-read picks it up.
+ */
+export function watchTargets(paths: string[]): Map<string, Set<string>> {
+  const targets = new Map<string, Set<string>>()
+  const add = (p: string) => {
+    const dir = dirname(p)
+    if (!targets.has(dir)) targets.set(dir, new Set(K8S_NAMES))
+    targets.get(dir)!.add(basename(p))
+  }
+  for (const p of paths) {
+    add(p)
+    let hop = resolve(p)
+    for (let i = 0; i < 8; i++) {
+      try {
+        if (!lstatSync(hop).isSymbolicLink()) break
+        hop = resolve(dirname(hop), readlinkSync(hop))
+        add(hop)
+      } catch { break /* missing now: the next reload says so */ }
+    }
+    try {
+      add(realpathSync(p))
+    } catch { /* missing now */ }
+  }
+  return targets
 }
 
 /** Reads the files once (throws ConfigError when they are unusable) and returns the listener. */
@@ -102,48 +81,128 @@ export function createTlsListener(files: TlsFiles, log: Logger): TlsListener {
   const servers: TlsServer[] = []
   const watchers: FSWatcher[] = []
   let timer: NodeJS.Timeout | undefined
+  let poll: NodeJS.Timeout | undefined
+  let watching: { debounceMs: number } | undefined
   const mutual = Boolean(files.clientCa)
-  if (Date.parse(material.validTo) < Date.now()) log.warn({ subject: material.subject, validTo: material.validTo }, 'the TLS certificate has expired')
+  // Connections are stamped with the client CA generation of their handshake.
+  let caGeneration = 0
+  const generation = new WeakMap<Socket, number>()
+  const refusedLogged = new Map<string, { at: number; suppressed: number }>()
+  const addresses = new WeakMap<Socket, string>()
+  let warned = ''
+  const warnAbout = (m: TlsMaterial) => {
+    const text = m.warnings.join('\n')
+    if (text && text !== warned) for (const w of m.warnings) log.warn({ subject: m.subject, validFrom: m.validFrom, validTo: m.validTo }, w)
+    warned = text
+  }
+  warnAbout(material)
+  let lastProblem = ''
+
+  const refused = (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const parent = (socket as unknown as { _parent?: Socket })._parent
+    const client = socket.remoteAddress ?? (parent && addresses.get(parent)) ?? parent?.remoteAddress ?? 'unknown'
+    const reason = socket.authorizationError ?? err.code ?? 'error'
+    const now = Date.now()
+    const seen = refusedLogged.get(client)
+    if (seen && now - seen.at < LOG_EVERY_MS) {
+      seen.suppressed++
+      return
+    }
+    if (refusedLogged.size >= 1000) {
+      for (const [k, v] of refusedLogged) if (now - v.at >= LOG_EVERY_MS) refusedLogged.delete(k)
+      if (refusedLogged.size >= 1000) refusedLogged.clear()
+    }
+    refusedLogged.set(client, { at: now, suppressed: 0 })
+    log.info({ client, reason, ...(seen?.suppressed ? { suppressedLastMinute: seen.suppressed } : {}) }, 'TLS handshake refused')
+  }
+
+  const rewatch = () => {
+    for (const w of watchers.splice(0)) w.close()
+    if (!watching) return
+    const { debounceMs } = watching
+    const paths = [files.cert, files.key, files.clientCa].filter((p): p is string => Boolean(p))
+    for (const [dir, names] of watchTargets(paths)) {
+      try {
+        const w = watch(dir, (_event, name) => {
+          // Another file of the folder (a log written every few ms) neither triggers nor postpones a
+          // reload; the folder's own name is a rename or deletion of it: watch the paths again.
+          if (name !== null && !names.has(String(name)) && String(name) !== basename(dir)) return
+          // The first relevant event starts the wait; later ones do not prolong it.
+          timer ??= setTimeout(() => {
+            timer = undefined
+            if (!listener.reload()) rewatch()
+          }, debounceMs)
+        })
+        // The folder itself went away (a deleted symlink target): watch what the paths resolve to now.
+        w.on('error', (e) => {
+          log.warn({ dir, err: String(e) }, 'a watched TLS folder failed: watching the paths again')
+          setTimeout(() => { if (watching) rewatch() }, debounceMs).unref()
+        })
+        watchers.push(w)
+      } catch (e) {
+        log.warn({ dir, err: String(e) }, 'cannot watch a TLS folder: it is re-read on SIGHUP and every minute')
+      }
+    }
+  }
+
+  const reload = (quiet: boolean): boolean => {
+    let next: TlsMaterial
+    try {
+      next = readTls(files)
+    } catch (e) {
+      const problem = (e as Error).message
+      if (!quiet || problem !== lastProblem) log.warn({ problem }, 'TLS certificates not reloaded: keeping the ones in use')
+      lastProblem = problem
+      return false
+    }
+    lastProblem = ''
+    warnAbout(next)
+    const d = digest(next)
+    if (d === applied) return false
+    const caChanged = next.context.ca !== material.context.ca
+    for (const s of servers) s.setSecureContext(next.context)
+    material = next
+    applied = d
+    log.info({ subject: next.subject, validTo: next.validTo, fingerprint256: next.fingerprint256, clientCaChanged: caChanged }, 'TLS certificates reloaded')
+    if (caChanged) {
+      // Callers verified by the old CA may no longer be allowed: they must handshake again.
+      caGeneration++
+      for (const s of servers) (s as unknown as HttpServer).closeIdleConnections?.()
+    }
+    rewatch()
+    return true
+  }
 
   const listener: TlsListener = {
     options: { ...material.context, requestCert: mutual, rejectUnauthorized: mutual },
     current: () => material,
     attach(server) {
       servers.push(server)
+      server.on('connection', (socket: Socket) => {
+        if (socket.remoteAddress) addresses.set(socket, socket.remoteAddress)
+      })
+      server.on('secureConnection', (socket: TLSSocket) => generation.set(socket, caGeneration))
+      server.on('tlsClientError', refused)
+      server.prependListener('request', (req: { socket: Socket }, res: import('node:http').ServerResponse) => {
+        const stale = () => (generation.get(req.socket) ?? caGeneration) < caGeneration
+        if (stale()) res.setHeader('connection', 'close')
+        else res.once('finish', () => { if (stale()) req.socket.end() })
+      })
     },
-    reload() {
-      let next: TlsMaterial
-      try {
-        next = readTls(files)
-      } catch (e) {
-        log.warn({ problem: (e as Error).message }, 'TLS certificates not reloaded: keeping the ones in use')
-        return false
-      }
-      const d = digest(next)
-      if (d === applied) return false
-      for (const s of servers) s.setSecureContext(next.context)
-      material = next
-      applied = d
-      log.info({ subject: next.subject, validTo: next.validTo, fingerprint256: next.fingerprint256 }, 'TLS certificates reloaded')
-      return true
-    },
-    watch(debounceMs = 250) {
-      const paths = [files.cert, files.key, files.clientCa].filter((p): p is string => Boolean(p))
-      for (const dir of new Set(paths.map((p) => dirname(p)))) {
-        try {
-          const w = watch(dir, () => {
-            clearTimeout(timer)
-            timer = setTimeout(() => listener.reload(), debounceMs)
-          })
-          w.on('error', (e) => log.warn({ dir, err: String(e) }, 'cannot watch the TLS files: they are re-read on SIGHUP only'))
-          watchers.push(w)
-        } catch (e) {
-          log.warn({ dir, err: String(e) }, 'cannot watch the TLS files: they are re-read on SIGHUP only')
-        }
-      }
+    reload: () => reload(false),
+    watch({ debounceMs = 250, pollMs = 60_000 } = {}) {
+      watching = { debounceMs }
+      rewatch()
+      clearInterval(poll)
+      // The safety net for changes no watcher sees (a swapped symlinked folder's parent, network file systems).
+      poll = setInterval(() => reload(true), pollMs)
+      poll.unref()
     },
     close() {
+      watching = undefined
       clearTimeout(timer)
+      timer = undefined
+      clearInterval(poll)
       for (const w of watchers.splice(0)) w.close()
     },
   }

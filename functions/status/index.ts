@@ -17,7 +17,7 @@ const StatusAnswer = v.object({
   resourceApi: v.picklist(['configured', 'not-configured']),
   hardware: v.picklist(['detected', 'override', 'unavailable']),
   hardwareUnknown: v.array(v.string()),
-  callerAuth: v.picklist(['mtls', 'token', 'off']),
+  callerAuth: v.picklist(['mtls+token', 'mtls', 'token', 'off']),
   transport: v.picklist(['https', 'http']),
   insecureOpen: v.boolean(),
   clockOffsetMs: v.number(),
@@ -54,8 +54,8 @@ export default defineFunction({
       resourceApi: config.RESOURCE_API_URL ? 'configured' : 'not-configured',
       hardware: hardware?.source ?? 'unavailable',
       hardwareUnknown: hardware?.unknown ?? [],
-      // With mutual TLS every connection carries a verified certificate, which suffices on its own.
-      callerAuth: config.TLS_CLIENT_CA_FILE ? 'mtls' : config.LOADER_API_TOKEN ? 'token' : 'off',
+      // With mutual TLS every connection carries a verified certificate; with the token too, a request needs both.
+      callerAuth: config.TLS_CLIENT_CA_FILE ? (config.LOADER_API_TOKEN ? 'mtls+token' : 'mtls') : config.LOADER_API_TOKEN ? 'token' : 'off',
       transport: config.TLS_CERT_FILE ? 'https' : 'http',
       insecureOpen: config.LOADER_INSECURE_OPEN && !config.LOADER_API_TOKEN && !config.TLS_CLIENT_CA_FILE,
       clockOffsetMs: env.clock.offsetMs(),

@@ -3,7 +3,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from '../../shared/contract/config'
 import type { DockerTls } from '../../shared/contract/docker-tls'
-import { readCertificates, readTls } from '../tls'
+import { readCertificates, readKeyPair } from '../tls-files'
 
 /** The folder of the engine's certificates: DOCKER_CERT_PATH, else ~/.docker (the CLI's default). */
 export const dockerCertPath = (config: Config) => config.DOCKER_CERT_PATH ?? join(homedir(), '.docker')
@@ -13,10 +13,9 @@ export const dockerTlsOn = (config: Config) => config.DOCKER_TLS_VERIFY && confi
 
 /** Reads and checks the three files now; throws ConfigError naming DOCKER_CERT_PATH. */
 export function readDockerTls(dir: string): DockerTls {
-  const names = { cert: 'DOCKER_CERT_PATH', key: 'DOCKER_CERT_PATH', clientCa: 'DOCKER_CERT_PATH' }
-  const m = readTls({ cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), names })
-  const ca = readCertificates(names.clientCa, join(dir, 'ca.pem')).pem
-  return { ca, cert: String(m.context.cert), key: String(m.context.key) }
+  const { cert, key } = readKeyPair({ cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, 'DOCKER_CERT_PATH')
+  const ca = readCertificates('DOCKER_CERT_PATH', join(dir, 'ca.pem')).pem
+  return { ca, cert, key }
 }
 
 /**

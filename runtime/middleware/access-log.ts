@@ -7,8 +7,9 @@ import { clientCertificateSubject } from './client-certificate'
 /** Logs every request once its response is known. */
 export const accessLog = (log: Logger): MiddlewareHandler => async (c, next) => {
   const started = performance.now()
-  await next()
+  // Read before the request runs: an aborted request's socket is gone afterwards.
   const subject = clientCertificateSubject(c)
+  await next()
   log.info({ requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status,
     ms: Math.round(performance.now() - started), client: clientAddress(c), ...(subject ? { clientCert: subject } : {}) }, 'request')
 }

@@ -1,9 +1,8 @@
-// The optional caller token (LOADER_API_TOKEN): constant-time check, 401 without it; a verified
-// client certificate (mutual TLS) is a caller credential on its own.
+// The optional caller token (LOADER_API_TOKEN): constant-time check, 401 without it. With mutual TLS
+// as well, the handshake has already verified the certificate: a request must carry both.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
 import { HttpError } from '../../shared/contract/http-error'
-import { clientCertificateSubject } from './client-certificate'
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
@@ -13,9 +12,9 @@ export function callerTokenMatches(header: string | undefined | null, token: str
   return timingSafeEqual(digest(m ? m[1] : ''), digest(token)) && !!m
 }
 
-/** Refuses requests without `Authorization: Bearer <token>`, unless the caller's certificate was verified. */
+/** Refuses requests without `Authorization: Bearer <token>` (a verified client certificate does not replace it). */
 export const callerToken = (token: string): MiddlewareHandler => async (c, next) => {
-  if (clientCertificateSubject(c) === undefined && !callerTokenMatches(c.req.header('authorization'), token)) {
+  if (!callerTokenMatches(c.req.header('authorization'), token)) {
     throw new HttpError(401, 'this loader needs Authorization: Bearer <LOADER_API_TOKEN>', { type: 'caller-token', headers: { 'www-authenticate': 'Bearer' } })
   }
   await next()

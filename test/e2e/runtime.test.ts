@@ -54,8 +54,8 @@ describe('built runtime', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
       env: { PATH: process.env.PATH, ...SALTS, HOST: '0.0.0.0', PORT: '0', CACHE_DIR: tempDir('l-') }, encoding: 'utf8', timeout: 10_000,
     })
-    expect(r.status).not.toBe(0)
-    expect(r.stderr).toMatch(/LOADER_API_TOKEN/)
+    expect(r.status).toBe(78)
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^loader: configuration error: HOST: 0\.0\.0\.0 is not loopback; set LOADER_API_TOKEN/)])
   })
 
   it('runs with the allocator settings of npm start and the container, and warns without them', async () => {

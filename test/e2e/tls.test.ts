@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { request as httpsRequest } from 'node:https'
+import { Agent, request as httpsRequest } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { tmpdir } from 'node:os'
@@ -21,6 +21,7 @@ let server: Pair
 let rotated: Pair
 let client: Pair
 let stranger: Pair
+let expiredClient: Pair
 const temps: string[] = []
 beforeAll(() => {
   ca = makeCa()
@@ -29,6 +30,7 @@ beforeAll(() => {
   rotated = ca.issue('rotated', 'server')
   client = ca.issue('device-1', 'client')
   stranger = other.issue('stranger', 'client')
+  expiredClient = ca.issue('expired-device', 'client', undefined, -1)
 })
 afterAll(() => {
   ca?.remove()
@@ -101,17 +103,111 @@ describe('HTTPS on the callers\' port', () => {
     expect(line({ DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/nonexistent' })).toMatch(/^loader: configuration error: DOCKER_CERT_PATH: cannot read \/nonexistent\/cert\.pem/)
   })
 
-  it('mutual TLS: no client certificate or one from another CA fails the handshake; a verified one is a credential on its own, logged by subject', async () => {
-    const p = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert, LOADER_API_TOKEN: 'a-token-nobody-sends-0123' })
+  it('mutual TLS: no client certificate or one from another CA fails the handshake, logged with its reason; with the token set a request needs both; logged by subject', async () => {
+    const token = 'a-token-the-caller-must-send-0123'
+    const p = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert, LOADER_API_TOKEN: token })
     await expect(httpsFetch(`${p.url}/health`, { ca: ca.certPem })).rejects.toThrow()
     await expect(httpsFetch(`${p.url}/health`, { ca: ca.certPem, cert: stranger.certPem, key: stranger.keyPem })).rejects.toThrow()
-    const r = await httpsFetch(`${p.url}/status`, { ca: ca.certPem, cert: client.certPem, key: client.keyPem })
+    const mine = { ca: ca.certPem, cert: client.certPem, key: client.keyPem }
+    // A verified certificate and a wrong or missing token: 401.
+    expect((await httpsFetch(`${p.url}/status`, mine)).status).toBe(401)
+    expect((await httpsFetch(`${p.url}/status`, mine, { headers: { authorization: 'Bearer wrong-token-0123456789abcdef' } })).status).toBe(401)
+    const r = await httpsFetch(`${p.url}/status`, mine, { headers: { authorization: `Bearer ${token}` } })
     expect(r.status).toBe(200)
-    expect(JSON.parse(r.body.toString())).toMatchObject({ callerAuth: 'mtls', transport: 'https' })
-    await until(async () => p.output().includes('"path":"/status"'), 'the access log line')
-    const logLine = p.output().split('\n').find((l) => l.includes('"path":"/status"'))!
+    expect(JSON.parse(r.body.toString())).toMatchObject({ callerAuth: 'mtls+token', transport: 'https' })
+    await until(async () => p.output().includes('"status":200'), 'the access log line')
+    const logLine = p.output().split('\n').find((l) => l.includes('"path":"/status"') && l.includes('"status":200'))!
     expect(JSON.parse(logLine)).toMatchObject({ msg: 'request', status: 200, clientCert: 'O=Loader Tests, CN=device-1' })
-    expect(p.output()).toContain('"msg":"TLS handshake refused"')
+    const refused = () => p.output().split('\n').filter((l) => l.includes('"msg":"TLS handshake refused"')).map((l) => JSON.parse(l))
+    // The first refusal of this address is logged with its reason; the next ones that minute are counted, not logged.
+    expect(refused()).toEqual([expect.objectContaining({ client: '127.0.0.1', reason: 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' })])
+
+    // An expired client certificate: the reason is the verification error, not the socket's.
+    const q = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert })
+    await expect(httpsFetch(`${q.url}/health`, { ca: ca.certPem, cert: expiredClient.certPem, key: expiredClient.keyPem })).rejects.toThrow()
+    await until(async () => q.output().includes('TLS handshake refused'), 'the refusal line')
+    const line = JSON.parse(q.output().split('\n').find((l) => l.includes('TLS handshake refused'))!)
+    expect(line).toMatchObject({ client: '127.0.0.1', reason: 'CERT_HAS_EXPIRED' })
+    // With mutual TLS alone, the certificate is the credential.
+    const alone = await httpsFetch(`${q.url}/status`, mine)
+    expect(alone.status).toBe(200)
+    expect(JSON.parse(alone.body.toString())).toMatchObject({ callerAuth: 'mtls' })
+  })
+
+  it('logs the client certificate of a request the caller aborted', async () => {
+    const p = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert })
+    await new Promise<void>((ok) => {
+      const req = httpsRequest(`${p.url}/login`, { method: 'POST', agent: false, ca: ca.certPem, cert: client.certPem, key: client.keyPem,
+        headers: { 'content-type': 'application/json', 'content-length': '1000' } })
+      req.once('error', () => ok())
+      req.write('{"email":"a')
+      setTimeout(() => req.destroy(), 200)
+    })
+    await until(async () => p.output().includes('"path":"/login"'), 'the access log line of the aborted request')
+    const logLine = p.output().split('\n').find((l) => l.includes('"path":"/login"'))!
+    expect(JSON.parse(logLine)).toMatchObject({ msg: 'request', clientCert: 'O=Loader Tests, CN=device-1' })
+  })
+
+  it('a changed TLS_CLIENT_CA_FILE ends the keep-alive connections of callers it no longer admits', async () => {
+    const dir = tmp()
+    const bundle = join(dir, 'clients.pem')
+    writeFileSync(bundle, ca.certPem + other.certPem)
+    const p = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: bundle })
+    const agent = new Agent({ keepAlive: true, ca: ca.certPem, cert: stranger.certPem, key: stranger.keyPem })
+    const get = () => new Promise<{ status: number; socket: TLSSocket }>((ok, fail) => {
+      const req = httpsRequest(`${p.url}/health`, { agent }, (res) => {
+        const socket = res.socket as TLSSocket
+        res.resume()
+        res.once('end', () => ok({ status: res.statusCode ?? 0, socket }))
+      })
+      req.once('error', fail)
+      req.end()
+    })
+    try {
+      const first = await get()
+      expect(first.status).toBe(200)
+      expect((await get()).socket).toBe(first.socket) // kept alive
+      let closed = false
+      first.socket.once('close', () => { closed = true })
+      writeFileSync(bundle, ca.certPem) // the stranger's CA is removed
+      await until(async () => p.output().includes('TLS certificates reloaded'), 'the reload')
+      // At once (long before the server's keep-alive timeout): the next request is not served,
+      // neither on the old connection nor on a new one (its handshake fails).
+      await expect(get()).rejects.toThrow()
+      await until(async () => closed, 'the old connection closed')
+    } finally {
+      agent.destroy()
+    }
+  })
+
+  it('follows certificates symlinked into another folder (certbot: etc/tls.crt → ../live/cert.pem → ../archive/cert1.pem)', async () => {
+    const dir = tmp()
+    for (const d of ['etc', 'live', 'archive']) mkdirSync(join(dir, d))
+    copyFileSync(server.cert, join(dir, 'archive/cert1.pem'))
+    copyFileSync(server.key, join(dir, 'archive/privkey1.pem'))
+    symlinkSync('../archive/cert1.pem', join(dir, 'live/cert.pem'))
+    symlinkSync('../archive/privkey1.pem', join(dir, 'live/privkey.pem'))
+    symlinkSync('../live/cert.pem', join(dir, 'etc/tls.crt'))
+    symlinkSync('../live/privkey.pem', join(dir, 'etc/tls.key'))
+    const p = await start({ TLS_CERT_FILE: join(dir, 'etc/tls.crt'), TLS_KEY_FILE: join(dir, 'etc/tls.key') })
+    const served = async () => (await httpsFetch(`${p.url}/health`, { ca: ca.certPem })).fingerprint256
+    expect(await served()).toBe(fingerprintOf(server.cert))
+    // A renewal as certbot makes it: new files in archive/, the live/ links replaced.
+    copyFileSync(rotated.cert, join(dir, 'archive/cert2.pem'))
+    copyFileSync(rotated.key, join(dir, 'archive/privkey2.pem'))
+    for (const [link, target] of [['cert.pem', 'cert2.pem'], ['privkey.pem', 'privkey2.pem']]) {
+      symlinkSync(`../archive/${target}`, join(dir, `live/${link}.new`))
+      renameSync(join(dir, `live/${link}.new`), join(dir, `live/${link}`))
+    }
+    await until(async () => (await served()) === fingerprintOf(rotated.cert), 'the renewed certificate, without SIGHUP')
+    // The next renewal is seen too: the watchers follow the links as they are now.
+    copyFileSync(server.cert, join(dir, 'archive/cert3.pem'))
+    copyFileSync(server.key, join(dir, 'archive/privkey3.pem'))
+    for (const [link, target] of [['cert.pem', 'cert3.pem'], ['privkey.pem', 'privkey3.pem']]) {
+      symlinkSync(`../archive/${target}`, join(dir, `live/${link}.new`))
+      renameSync(join(dir, `live/${link}.new`), join(dir, `live/${link}`))
+    }
+    await until(async () => (await served()) === fingerprintOf(server.cert), 'the second renewal')
   })
 
   it('serves a certificate rewritten in place without SIGHUP, and keeps the old one while the new pair is broken', async () => {
@@ -145,6 +241,8 @@ describe('the image', () => {
     expect(check({ PORT: String(https.port), TLS_CERT_FILE: server.cert })).toBe(0)
     const mutual = await start({ TLS_CERT_FILE: server.cert, TLS_KEY_FILE: server.key, TLS_CLIENT_CA_FILE: ca.cert })
     expect(check({ PORT: String(mutual.port), TLS_CERT_FILE: server.cert, TLS_CLIENT_CA_FILE: ca.cert })).toBe(0)
+    // It is this loader's certificate that must be served (not just any TLS handshake).
+    expect(check({ PORT: String(mutual.port), TLS_CERT_FILE: rotated.cert, TLS_CLIENT_CA_FILE: ca.cert })).toBe(1)
     await mutual.stop()
     expect(check({ PORT: String(mutual.port), TLS_CERT_FILE: server.cert, TLS_CLIENT_CA_FILE: ca.cert })).toBe(1)
     expect(check({ PORT: String(https.port) })).toBe(1) // plain HTTP to the HTTPS port
@@ -166,7 +264,8 @@ describe('with the stack', () => {
   afterAll(async () => s?.stop())
 
   it('a rotated certificate is served after SIGHUP while a long load started before the rotation completes', async () => {
-    // The files sit behind a symlinked folder whose swap the file watcher cannot see: only SIGHUP re-reads them.
+    // The files sit behind a symlinked folder whose swap the file watchers do not see (its parent is
+    // not watched): SIGHUP re-reads them at once (the periodic re-read would, within a minute).
     const dir = tmp()
     for (const [name, pair] of [['a', server], ['b', rotated]] as const) {
       mkdirSync(join(dir, name))

@@ -17,8 +17,8 @@ export interface Pair { cert: string; key: string; certPem: string; keyPem: stri
 /** A certificate authority made by openssl in its own temp folder. */
 export interface Ca extends Pair {
   dir: string
-  /** Issues a certificate: `server` for 127.0.0.1/localhost, `client` for mutual TLS. */
-  issue(name: string, kind: 'server' | 'client', cn?: string): Pair
+  /** Issues a certificate: `server` for 127.0.0.1/localhost, `client` for mutual TLS; `days: -1` makes an expired one. */
+  issue(name: string, kind: 'server' | 'client', cn?: string, days?: number): Pair
   remove(): void
 }
 
@@ -36,7 +36,7 @@ export function makeCa(cn = 'Loader Test CA'): Ca {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir)
   return {
     dir, ...pair(dir, 'ca'),
-    issue(name, kind, cn = kind === 'server' ? '127.0.0.1' : name) {
+    issue(name, kind, cn = kind === 'server' ? '127.0.0.1' : name, days = 2) {
       openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`,
         '-subj', `/O=Loader Tests/CN=${cn}`], dir)
       writeFileSync(join(dir, `${name}.ext`), [
@@ -45,7 +45,7 @@ export function makeCa(cn = 'Loader Test CA'): Ca {
         `extendedKeyUsage=${kind === 'server' ? 'serverAuth' : 'clientAuth'}`,
       ].filter(Boolean).join('\n') + '\n')
       openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-        '-days', '2', '-out', `${name}.pem`, '-extfile', `${name}.ext`], dir)
+        '-days', String(days), '-out', `${name}.pem`, '-extfile', `${name}.ext`], dir)
       return pair(dir, name)
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
