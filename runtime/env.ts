@@ -10,6 +10,7 @@ import { createCache, prepareCacheDir } from './bindings/cache'
 import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
+import { createDownloads } from './bindings/downloads'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 
 declare const __LOADER_VERSION__: string | undefined
@@ -56,6 +57,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log),
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
+    downloads: createDownloads(),
     clock: createClock(),
     log,
     hardware,

@@ -16,6 +16,9 @@ const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : 
 /** The small part a big part must belong to. */
 export interface SmallPart { sha256: string; bytes: number }
 
+/** The single-flight key of the download-then-send download of a big part. */
+export const bigPartKey = (folder: string, filename: string, smallSha: string) => `big:${folder}/${filename}:${smallSha}`
+
 /**
  * Returns the cache record of a big part matching the small part, downloading it when needed.
  * `getManifest` is called only for a download (a warm load makes no extra call).
@@ -24,7 +27,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   getManifest: () => Promise<Manifest | null>): Promise<CacheRecord> {
   const have = await env.cache.record(folder, filename)
   if (have && have.smallSha256 === small.sha256) return have
-  return env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
+  return env.inflight.run(bigPartKey(folder, filename, small.sha256), async () => {
     const again = await env.cache.record(folder, filename)
     if (again && again.smallSha256 === small.sha256) return again
     const manifest = await getManifest()
@@ -32,7 +35,14 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {
       throw new HttpError(502, `the small part of ${folder}/${filename} does not match its manifest`, { type: 'integrity' })
     }
-    return download(env, cdn, folder, filename, small, manifest)
+    // Listed by /status while it runs.
+    const progress = { folder, filename, bytesDone: 0, bytesTotal: manifest ? manifest.blobBytes - manifest.smallBytes : 0 }
+    env.downloads.add(bigPartKey(folder, filename, small.sha256), progress)
+    try {
+      return await download(env, cdn, folder, filename, small, manifest, progress)
+    } finally {
+      env.downloads.delete(bigPartKey(folder, filename, small.sha256), progress)
+    }
   })
 }
 
@@ -41,7 +51,8 @@ async function hashPartial(env: Env, folder: string, filename: string, hash: Has
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
-async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<CacheRecord> {
+async function download(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest | null,
+  progress: { bytesDone: number }): Promise<CacheRecord> {
   const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
@@ -101,11 +112,12 @@ async function download(env: Env, cdn: CdnSettings, folder: string, filename: st
       } else {
         await hashPartial(env, folder, filename, hash)
       }
+      progress.bytesDone = status === 200 ? 0 : part.bytes
       if (status === 416) res.resume()
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
         const pace = createGcPacer()
-        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); done(null, c) } })
+        const hasher = new Transform({ transform(c, _e, done) { hash.update(c); pace(c.length); progress.bytesDone += c.length; done(null, c) } })
         await pipeline(res, hasher, env.cache.appendPartial(folder, filename))
       }
     } catch (e) {

@@ -1,4 +1,4 @@
-// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, unlock state, loaded functions.
+// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, unlock state, downloads, cache, loaded functions.
 import { defineFunction } from '../../shared/contract/function'
 import { json } from '../../shared/http/json'
 import { jwtMode } from '../../shared/contract/config'
@@ -10,10 +10,11 @@ export default defineFunction({
   routes: [{ method: 'GET', path: '/status', body: 'none' }],
   async fetch(_request, env) {
     const { config } = env
-    const [auth, cdn, hardware, unlock] = await Promise.all([
+    const [auth, cdn, hardware, unlock, cache] = await Promise.all([
       getAuth(env.session), getCdn(env.session),
       env.hardware().catch(() => null),
       readUnlock(env.state),
+      env.cache.usage(),
     ])
     return json({
       status: 'ok',
@@ -30,6 +31,8 @@ export default defineFunction({
       clockOffsetMs: env.clock.offsetMs(),
       warnings: env.warnings,
       unlock: publicView(unlock),
+      downloads: env.downloads.list(),
+      cache,
       functions: env.functions().map((f) => ({ name: f.name, sha256: f.sha256, bytes: f.bytes, loadedAt: f.loadedAt })),
     })
   },

@@ -128,7 +128,12 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
 
 
     appendPartial: (folder, filename) => createWriteStream(partOf(folder, filename), { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
-    readPartial: (folder, filename) => createReadStream(partOf(folder, filename), { highWaterMark: READ_CHUNK }),
+    readPartial: (folder, filename, start, end) => createReadStream(partOf(folder, filename), { start, end, highWaterMark: READ_CHUNK }),
+
+    async usage() {
+      const all = await entries()
+      return { bytes: all.reduce((n, e) => n + e.bytes, 0), maxBytes, entries: all.length }
+    },
 
     temp(label): TempFile {
       const path = join(tmp, `${label}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`)

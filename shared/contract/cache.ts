@@ -22,6 +22,13 @@ export interface PartialDownload {
   bytes: number
 }
 
+/** The cache's use, as /status shows it. */
+export interface CacheUsage {
+  bytes: number
+  maxBytes: number
+  entries: number
+}
+
 /** A temporary file: written once, read back, then committed into the cache or removed. */
 export interface TempFile {
   readonly path: string
@@ -50,8 +57,10 @@ export interface BigPartCache {
   commit(folder: string, filename: string, record: CacheRecord, fromPath?: string, offset?: number): Promise<void>
   /** Appends to the partial download of a big part. */
   appendPartial(folder: string, filename: string): Writable
-  /** Reads the partial download of a big part (to re-hash it before resuming). */
-  readPartial(folder: string, filename: string): Readable
+  /** Reads the partial download of a big part (to re-hash it before resuming), or bytes `start`…`end` (inclusive) of it. */
+  readPartial(folder: string, filename: string, start?: number, end?: number): Readable
+  /** What the cache holds: bytes and entries of the committed big parts, and its bound (for /status). */
+  usage(): Promise<CacheUsage>
   /** A fresh temporary file under CACHE_DIR/tmp, for ciphertext only. */
   temp(label: string): TempFile
 }

@@ -4,6 +4,7 @@ import type { Config } from './config'
 import type { Logger } from './logger'
 import type { BigPartCache } from './cache'
 import type { Archives } from './archives'
+import type { Downloads } from './downloads'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -60,6 +61,8 @@ export interface Env {
   /** The encrypted Docker image archives under UNLOCK_ARCHIVE. */
   archives: Archives
   inflight: Inflight
+  /** Big-part downloads in progress (joined by concurrent loads, listed by /status). */
+  downloads: Downloads
   clock: Clock
   log: Logger
   hardware(): Promise<Hardware>

@@ -1,0 +1,72 @@
+// Hashes a big part as it arrives, chunk by chunk against the manifest's `chunks` (crypto.md §5c),
+// and the whole part against `sha256Big`, in one pass over each buffer.
+import { createHash } from 'node:crypto'
+
+/** A chunk whose hash matched: its place in the big part and, when kept, its bytes. */
+export interface VerifiedChunk {
+  index: number
+  start: number
+  bytes: number
+  /** The chunk's bytes as they arrived, or null when they were not all kept in memory. */
+  buffers: Buffer[] | null
+}
+
+/** A chunk whose bytes do not hash to the manifest's value, or a part longer than the manifest says. */
+export class ChunkMismatchError extends Error {
+  override name = 'ChunkMismatchError'
+  constructor(readonly index: number, why = 'failed its hash') {
+    super(`chunk ${index} of the big part ${why}`)
+  }
+}
+
+/** The verifier of one big part of `total` bytes. */
+export interface ChunkVerifier {
+  /** Bytes pushed so far. */
+  readonly received: number
+  /**
+   * Feeds the next bytes; returns the chunks they complete, verified. `keep` false drops the
+   * current chunk's buffers (its bytes came from disk). Throws ChunkMismatchError on a mismatch.
+   */
+  push(buf: Buffer, keep?: boolean): VerifiedChunk[]
+  /** SHA-256 (hex) of everything pushed; call once, after the last byte. */
+  wholeDigest(): string
+}
+
+/** Creates a verifier; `keepBuffers` keeps each chunk's buffers until it is verified (memory ≤ one chunk). */
+export function createChunkVerifier(chunks: readonly string[], chunkBytes: number, total: number, keepBuffers: boolean): ChunkVerifier {
+  const whole = createHash('sha256')
+  let hash = createHash('sha256')
+  let index = 0
+  let fill = 0
+  let received = 0
+  let buffers: Buffer[] | null = keepBuffers ? [] : null
+  return {
+    get received() { return received },
+    push(buf, keep = true) {
+      if (received + buf.length > total) throw new ChunkMismatchError(index, 'is longer than the manifest says')
+      whole.update(buf)
+      received += buf.length
+      if (!keep) buffers = null
+      const done: VerifiedChunk[] = []
+      for (let off = 0; off < buf.length;) {
+        const size = Math.min(chunkBytes, total - index * chunkBytes)
+        const take = Math.min(size - fill, buf.length - off)
+        const piece = take === buf.length ? buf : buf.subarray(off, off + take)
+        hash.update(piece)
+        buffers?.push(piece)
+        fill += take
+        off += take
+        if (fill === size) {
+          if (hash.digest('hex') !== chunks[index]) throw new ChunkMismatchError(index)
+          done.push({ index, start: index * chunkBytes, bytes: size, buffers })
+          index++
+          fill = 0
+          hash = createHash('sha256')
+          buffers = keepBuffers ? [] : null
+        }
+      }
+      return done
+    },
+    wholeDigest: () => whole.digest('hex'),
+  }
+}

@@ -1,0 +1,172 @@
+// The verified-streaming download of crypto.md §5c: the big part streams from the CDN into the
+// partial file, each chunk is checked against the manifest as it completes and published to the
+// loaders following the job; the whole part is checked against sha256Big before it is committed.
+import { once } from 'node:events'
+import type { CacheRecord } from '../../shared/contract/cache'
+import type { Env } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
+import type { Manifest } from '../../shared/crypto/manifest'
+import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
+import { upstreamProblem } from '../../shared/upstream/errors'
+import type { CdnSettings } from '../../shared/upstream/session'
+import type { SmallPart } from './big-part'
+import { ChunkMismatchError, createChunkVerifier, type VerifiedChunk } from './chunk-verifier'
+import { DownloadJob } from './download-job'
+
+/** Chunks up to this size are kept in memory until verified, so followers need not read them back. */
+const KEEP_MAX = 16 << 20
+
+const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
+
+/** The registry key of the verified download of a big part belonging to a small part. */
+export const chunkedKey = (folder: string, filename: string, smallSha: string) => `chunked:${folder}/${filename}:${smallSha}`
+
+/** The download running for this part, or a new one started in the background (single flight through `env.downloads`). */
+export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart, manifest: Manifest): DownloadJob {
+  const key = chunkedKey(folder, filename, small.sha256)
+  const running = env.downloads.get<DownloadJob>(key)
+  if (running) return running
+  const job = env.downloads.add(key, new DownloadJob(folder, filename, manifest))
+  download(env, cdn, job, small).then((record) => job.commit(record), (e: Error) => {
+    env.log.warn({ folder, filename, err: e.message }, 'verified download failed')
+    job.fail(e)
+  }).finally(() => env.downloads.delete(key, job))
+  return job
+}
+
+const integrity = (folder: string, filename: string, why: string) =>
+  new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check (${why})`, { type: 'integrity' })
+
+async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: SmallPart): Promise<CacheRecord> {
+  const { folder, filename, manifest } = job
+  const total = job.bytesTotal
+  const chunks = manifest.chunks!
+  const chunkBytes = manifest.chunkBytes!
+  const fresh = () => createChunkVerifier(chunks, chunkBytes, total, chunkBytes <= KEEP_MAX)
+  const what = `big part of ${folder}/${filename}`
+  let v = fresh()
+  let etag: string | undefined
+  // Chunks verified on disk; published once the CDN confirms the object is the same version.
+  let fromDisk: VerifiedChunk[] = []
+
+  // A partial file a previous attempt or process left: every chunk on it is hashed again.
+  let part = await env.cache.partial(folder, filename)
+  if (part.bytes > 0 && (!part.etag || part.bytes > total)) {
+    await env.cache.resetPartial(folder, filename)
+    part = { ...part, bytes: 0 }
+  }
+  if (part.bytes > 0) {
+    try {
+      for await (const c of env.cache.readPartial(folder, filename, 0, part.bytes - 1)) fromDisk.push(...v.push(c as Buffer, false))
+      etag = part.etag
+    } catch (e) {
+      if (!(e instanceof ChunkMismatchError)) throw e
+      env.log.warn({ folder, filename, chunk: e.index }, 'a chunk of the partial download failed its hash; starting from zero')
+      await env.cache.resetPartial(folder, filename)
+      v = fresh()
+      fromDisk = []
+    }
+  }
+  job.bytesDone = v.received
+
+  const out = env.cache.appendPartial(folder, filename)
+  let writeError: Error | null = null
+  out.on('error', (e) => { writeError = e })
+  const failIntegrity = async (e: Error) => {
+    out.destroy()
+    await env.cache.resetPartial(folder, filename).catch(() => {})
+    env.log.warn({ folder, filename, reason: e.message }, 'big part failed its integrity check; partial download deleted')
+    return integrity(folder, filename, e.message)
+  }
+  try {
+    let lastError: unknown
+    let restarts = 0
+    for (let attempt = 0; v.received < total && attempt <= env.config.CDN_READ_RETRIES;) {
+      const resuming = v.received > 0
+      const headers: Record<string, string> = resuming ? { range: `bytes=${v.received}-`, 'if-match': etag! } : {}
+      let res
+      try {
+        res = await cdnRequest(env, cdn, 'read', { method: 'GET', url: bigPartUrl(cdn, folder, filename), headers })
+      } catch (e) {
+        lastError = upstreamProblem('the CDN', `the ${what}`, e)
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** ++attempt)))
+        continue
+      }
+      const status = res.statusCode ?? 0
+      const resEtag = header(res.headers.etag)
+      if (resuming && (status === 412 || status === 200 || (status === 206 && resEtag !== etag))) {
+        // Another version of the object: never splice two. Restart only while nothing was sent.
+        res.resume()
+        if (job.verified > 0 || restarts++ >= 2) throw new HttpError(502, `the CDN object of the ${what} changed during the download`, { type: 'upstream-error' })
+        env.log.info({ folder, filename }, 'the CDN object changed since the partial download began; restarting from zero')
+        await env.cache.resetPartial(folder, filename)
+        v = fresh()
+        fromDisk = []
+        job.bytesDone = 0
+        continue
+      }
+      if (status >= 500) {
+        res.resume()
+        lastError = cdnStatusProblem(status, what)
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** ++attempt)))
+        continue
+      }
+      if (status === 416) {
+        res.resume()
+        throw await failIntegrity(new Error('the object is shorter than the manifest says'))
+      }
+      if (status !== (resuming ? 206 : 200)) {
+        res.resume()
+        throw cdnStatusProblem(status, what)
+      }
+      const metaSmall = header(res.headers['x-amz-meta-small-sha256'])
+      if (metaSmall && metaSmall !== small.sha256) {
+        res.resume()
+        await env.cache.resetPartial(folder, filename)
+        throw new HttpError(502, `the CDN copy of ${folder}/${filename} belongs to another upload than the small part`, { type: 'parts-mismatch' })
+      }
+      const metaBig = header(res.headers['x-amz-meta-sha256'])
+      if (metaBig && metaBig !== manifest.sha256Big) {
+        res.resume()
+        throw await failIntegrity(new Error('the object is not the one the manifest describes'))
+      }
+      if (!resuming) {
+        etag = resEtag
+        await env.cache.setPartialEtag(folder, filename, etag)
+      }
+      for (const c of fromDisk) job.publish(c)
+      fromDisk = []
+      try {
+        for await (const buf of res) {
+          const done = v.push(buf as Buffer)
+          job.bytesDone = v.received
+          // A chunk is published once its last byte is on disk (write callbacks run in order).
+          const more = out.write(buf, done.length ? (e) => { if (!e) for (const c of done) job.publish(c) } : undefined)
+          if (writeError) throw writeError
+          if (!more) await once(out, 'drain')
+        }
+        if (v.received < total) throw new Error('the body ended early')
+      } catch (e) {
+        if (e instanceof ChunkMismatchError) throw await failIntegrity(e)
+        if (writeError) throw writeError
+        // Cut or stalled mid-body: the bytes so far stay; the next attempt resumes after them.
+        lastError = upstreamProblem('the CDN', `the ${what}`, e)
+        env.log.warn({ folder, filename, attempt, bytes: v.received }, 'verified download interrupted; will resume')
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** ++attempt)))
+      }
+    }
+    if (v.received < total) throw lastError ?? new HttpError(502, `the ${what} could not be downloaded`, { type: 'upstream-error' })
+    out.end()
+    await once(out, 'finish')
+    for (const c of fromDisk) job.publish(c)
+    const sha256 = v.wholeDigest()
+    if (sha256 !== manifest.sha256Big) throw await failIntegrity(new Error('sha256Big does not match'))
+    const record: CacheRecord = { smallSha256: small.sha256, bytes: total, sha256, etag, manifest, storedAt: new Date().toISOString() }
+    await env.cache.commit(folder, filename, record)
+    return record
+  } catch (e) {
+    out.destroy()
+    if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HttpError(507, 'the device disk is full', { type: 'disk-full' })
+    throw e
+  }
+}

@@ -1,0 +1,86 @@
+// What one loader sends from a shared verified download (crypto.md §5c): the small part, then the
+// big part's verified prefix (from memory when it is the chunk just verified, else from the
+// partial file, or from the cache once committed), decrypted, and never past what is verified.
+import { Readable, Transform } from 'node:stream'
+import type { Env } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
+import { DecryptStream } from '../../shared/crypto/blob'
+import type { DownloadJob } from './download-job'
+
+const cut = (job: DownloadJob) => job.failure ?? new HttpError(502, `the download of ${job.folder}/${job.filename} ended early`)
+
+/** Reads bytes [start, end) of the part: from the partial file, or from the cache once it was committed. */
+async function* readRange(env: Env, job: DownloadJob, start: number, end: number): AsyncGenerator<Buffer, number> {
+  let n = 0
+  try {
+    for await (const c of env.cache.readPartial(job.folder, job.filename, start, end - 1)) {
+      n += (c as Buffer).length
+      yield c as Buffer
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || n > 0) throw job.failure ?? e
+    // Renamed into the cache meanwhile (or deleted after a failure).
+    await job.settled
+    if (!job.record) throw cut(job)
+    const opened = await env.cache.open(job.folder, job.filename, start)
+    if (!opened) throw new HttpError(502, `the cached big part of ${job.folder}/${job.filename} vanished; try again`, { type: 'cache-miss' })
+    for await (const c of opened.stream) {
+      n += (c as Buffer).length
+      yield c as Buffer
+    }
+  }
+  if (n < end - start) throw cut(job)
+  return n
+}
+
+/** The big part's bytes in order, each only once its chunk is verified; ends after the commit. */
+export async function* verifiedBytes(env: Env, job: DownloadJob): AsyncGenerator<Buffer> {
+  const total = job.bytesTotal
+  let pos = 0
+  while (pos < total) {
+    if (job.failure) throw job.failure
+    const last = job.last
+    if (last?.buffers && last.start === pos) {
+      for (const b of last.buffers) yield b
+      pos += last.bytes
+    } else if (pos < job.verified) {
+      pos += yield* readRange(env, job, pos, job.verified)
+    } else {
+      await job.changed()
+    }
+  }
+  // The whole-part hash is checked before the commit: until then the last block stays held back.
+  await job.settled
+  if (!job.record) throw cut(job)
+}
+
+/** Counts plaintext bytes; fails rather than send a byte past `bytes`, or end short of it. */
+function exactLength(bytes: number): Transform {
+  let sent = 0
+  return new Transform({
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
+    transform(c: Buffer, _e, done) {
+      sent += c.length
+      if (sent > bytes) return done(new HttpError(502, 'the plaintext is longer than the manifest says', { type: 'integrity' }))
+      done(null, c)
+    },
+    flush(done) {
+      done(sent === bytes ? null : new HttpError(502, 'the plaintext is shorter than the manifest says', { type: 'integrity' }))
+    },
+  })
+}
+
+/** The decrypted resource, streamed from a shared download as its chunks are verified. */
+export function verifiedResource(env: Env, job: DownloadJob, small: Buffer, key: Buffer): Readable {
+  const joined = Readable.from((async function* () {
+    if (small.length) yield small
+    yield* verifiedBytes(env, job)
+  })(), { objectMode: false, highWaterMark: 1 << 20 })
+  const decrypt = new DecryptStream(key)
+  const exact = exactLength(job.manifest.bytes)
+  joined.once('error', (e) => decrypt.destroy(e))
+  decrypt.once('error', (e) => exact.destroy(e))
+  exact.once('close', () => { if (!joined.destroyed) joined.destroy(); if (!decrypt.destroyed) decrypt.destroy() })
+  return joined.pipe(decrypt).pipe(exact)
+}
