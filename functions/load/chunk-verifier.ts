@@ -2,13 +2,11 @@
 // and the whole part against `sha256Big`, in one pass over each buffer.
 import { createHash } from 'node:crypto'
 
-/** A chunk whose hash matched: its place in the big part and, when kept, its bytes. */
+/** A chunk whose hash matched: its place in the big part. */
 export interface VerifiedChunk {
   index: number
   start: number
   bytes: number
-  /** The chunk's bytes as they arrived, or null when they were not all kept in memory. */
-  buffers: Buffer[] | null
 }
 
 /** A chunk whose bytes do not hash to the manifest's value, or a part longer than the manifest says. */
@@ -23,46 +21,39 @@ export class ChunkMismatchError extends Error {
 export interface ChunkVerifier {
   /** Bytes pushed so far. */
   readonly received: number
-  /**
-   * Feeds the next bytes; returns the chunks they complete, verified. `keep` false drops the
-   * current chunk's buffers (its bytes came from disk). Throws ChunkMismatchError on a mismatch.
-   */
-  push(buf: Buffer, keep?: boolean): VerifiedChunk[]
+  /** Feeds the next bytes; returns the chunks they complete, verified. Throws ChunkMismatchError on a mismatch. */
+  push(buf: Buffer): VerifiedChunk[]
   /** SHA-256 (hex) of everything pushed; call once, after the last byte. */
   wholeDigest(): string
 }
 
-/** Creates a verifier; `keepBuffers` keeps each chunk's buffers until it is verified (memory ≤ one chunk). */
-export function createChunkVerifier(chunks: readonly string[], chunkBytes: number, total: number, keepBuffers: boolean): ChunkVerifier {
+/** Creates a verifier. It keeps no bytes: the caller writes them to disk as they pass. */
+export function createChunkVerifier(chunks: readonly string[], chunkBytes: number, total: number): ChunkVerifier {
   const whole = createHash('sha256')
   let hash = createHash('sha256')
   let index = 0
   let fill = 0
   let received = 0
-  let buffers: Buffer[] | null = keepBuffers ? [] : null
   return {
     get received() { return received },
-    push(buf, keep = true) {
+    push(buf) {
       if (received + buf.length > total) throw new ChunkMismatchError(index, 'is longer than the manifest says')
       whole.update(buf)
       received += buf.length
-      if (!keep) buffers = null
       const done: VerifiedChunk[] = []
       for (let off = 0; off < buf.length;) {
         const size = Math.min(chunkBytes, total - index * chunkBytes)
         const take = Math.min(size - fill, buf.length - off)
         const piece = take === buf.length ? buf : buf.subarray(off, off + take)
         hash.update(piece)
-        buffers?.push(piece)
         fill += take
         off += take
         if (fill === size) {
           if (hash.digest('hex') !== chunks[index]) throw new ChunkMismatchError(index)
-          done.push({ index, start: index * chunkBytes, bytes: size, buffers })
+          done.push({ index, start: index * chunkBytes, bytes: size })
           index++
           fill = 0
           hash = createHash('sha256')
-          buffers = keepBuffers ? [] : null
         }
       }
       return done

@@ -12,9 +12,7 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import type { SmallPart } from './big-part'
 import { ChunkMismatchError, createChunkVerifier, type VerifiedChunk } from './chunk-verifier'
 import { DownloadJob } from './download-job'
-
-/** Chunks up to this size are kept in memory until verified, so followers need not read them back. */
-const KEEP_MAX = 16 << 20
+import { createGcPacer } from '../../shared/crypto/gc-pacer'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -42,7 +40,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
   const total = job.bytesTotal
   const chunks = manifest.chunks!
   const chunkBytes = manifest.chunkBytes!
-  const fresh = () => createChunkVerifier(chunks, chunkBytes, total, chunkBytes <= KEEP_MAX)
+  const fresh = () => createChunkVerifier(chunks, chunkBytes, total)
   const what = `big part of ${folder}/${filename}`
   let v = fresh()
   let etag: string | undefined
@@ -57,7 +55,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
   }
   if (part.bytes > 0) {
     try {
-      for await (const c of env.cache.readPartial(folder, filename, 0, part.bytes - 1)) fromDisk.push(...v.push(c as Buffer, false))
+      for await (const c of env.cache.readPartial(folder, filename, 0, part.bytes - 1)) fromDisk.push(...v.push(c as Buffer))
       etag = part.etag
     } catch (e) {
       if (!(e instanceof ChunkMismatchError)) throw e
@@ -136,8 +134,11 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
       for (const c of fromDisk) job.publish(c)
       fromDisk = []
+      // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
+      const pace = createGcPacer()
       try {
         for await (const buf of res) {
+          pace((buf as Buffer).length)
           const done = v.push(buf as Buffer)
           job.bytesDone = v.received
           // A chunk is published once its last byte is on disk (write callbacks run in order).

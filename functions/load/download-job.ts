@@ -12,8 +12,6 @@ export class DownloadJob implements DownloadProgress {
   bytesDone = 0
   /** Bytes at the start of the big part that are verified and on disk. */
   verified = 0
-  /** The most recently verified chunk, when its bytes are still in memory (followers skip the disk). */
-  last: VerifiedChunk | null = null
   /** Set once the download failed; the partial file is gone or resumable, never committed. */
   failure: Error | null = null
   /** The cache record, once the whole part is verified and committed. */
@@ -41,20 +39,17 @@ export class DownloadJob implements DownloadProgress {
   /** Marks a chunk verified and on disk. */
   publish(c: VerifiedChunk): void {
     this.verified = c.start + c.bytes
-    this.last = c.buffers ? c : null
     this.#notify()
   }
 
   commit(record: CacheRecord): void {
     this.record = record
-    this.last = null
     this.#notify()
     this.#settle()
   }
 
   fail(e: Error): void {
     this.failure = e
-    this.last = null
     this.#notify()
     this.#settle()
   }

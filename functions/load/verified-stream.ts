@@ -1,6 +1,6 @@
 // What one loader sends from a shared verified download (crypto.md §5c): the small part, then the
-// big part's verified prefix (from memory when it is the chunk just verified, else from the
-// partial file, or from the cache once committed), decrypted, and never past what is verified.
+// big part's verified prefix read back from the partial file (the page cache; from the cache entry
+// once committed), decrypted, and never past what is verified.
 import { Readable, Transform } from 'node:stream'
 import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
@@ -39,11 +39,7 @@ export async function* verifiedBytes(env: Env, job: DownloadJob): AsyncGenerator
   let pos = 0
   while (pos < total) {
     if (job.failure) throw job.failure
-    const last = job.last
-    if (last?.buffers && last.start === pos) {
-      for (const b of last.buffers) yield b
-      pos += last.bytes
-    } else if (pos < job.verified) {
+    if (pos < job.verified) {
       pos += yield* readRange(env, job, pos, job.verified)
     } else {
       await job.changed()
