@@ -1,5 +1,5 @@
-// Hashes a big part as it arrives, chunk by chunk against the manifest's `chunks` (crypto.md §5c),
-// and the whole part against `sha256Big`, in one pass over each buffer.
+// Hashes a big part as it arrives, chunk by chunk against the manifest's `chunks` (crypto.md §5c).
+// (The whole part's sha256Big is checked off the event loop once the file is complete.)
 import { createHash } from 'node:crypto'
 
 /** A chunk whose hash matched: its place in the big part. */
@@ -23,13 +23,10 @@ export interface ChunkVerifier {
   readonly received: number
   /** Feeds the next bytes; returns the chunks they complete, verified. Throws ChunkMismatchError on a mismatch. */
   push(buf: Buffer): VerifiedChunk[]
-  /** SHA-256 (hex) of everything pushed; call once, after the last byte. */
-  wholeDigest(): string
 }
 
 /** Creates a verifier. It keeps no bytes: the caller writes them to disk as they pass. */
 export function createChunkVerifier(chunks: readonly string[], chunkBytes: number, total: number): ChunkVerifier {
-  const whole = createHash('sha256')
   let hash = createHash('sha256')
   let index = 0
   let fill = 0
@@ -38,7 +35,6 @@ export function createChunkVerifier(chunks: readonly string[], chunkBytes: numbe
     get received() { return received },
     push(buf) {
       if (received + buf.length > total) throw new ChunkMismatchError(index, 'is longer than the manifest says')
-      whole.update(buf)
       received += buf.length
       const done: VerifiedChunk[] = []
       for (let off = 0; off < buf.length;) {
@@ -58,6 +54,5 @@ export function createChunkVerifier(chunks: readonly string[], chunkBytes: numbe
       }
       return done
     },
-    wholeDigest: () => whole.digest('hex'),
   }
 }

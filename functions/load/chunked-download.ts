@@ -12,7 +12,6 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import type { SmallPart } from './big-part'
 import { ChunkMismatchError, createChunkVerifier, type VerifiedChunk } from './chunk-verifier'
 import { DownloadJob } from './download-job'
-import { createGcPacer } from '../../shared/crypto/gc-pacer'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -25,7 +24,11 @@ export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string,
   const running = env.downloads.get<DownloadJob>(key)
   if (running) return running
   const job = env.downloads.add(key, new DownloadJob(folder, filename, manifest))
-  download(env, cdn, job, small).then((record) => job.commit(record), (e: Error) => {
+  const t0 = Date.now()
+  download(env, cdn, job, small).then((record) => {
+    env.log.debug({ folder, filename, bytes: record.bytes, ms: Date.now() - t0 }, 'verified download committed')
+    job.commit(record)
+  }, (e: Error) => {
     env.log.warn({ folder, filename, err: e.message }, 'verified download failed')
     job.fail(e)
   }).finally(() => env.downloads.delete(key, job))
@@ -134,11 +137,8 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
       for (const c of fromDisk) job.publish(c)
       fromDisk = []
-      // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
-      const pace = createGcPacer()
       try {
         for await (const buf of res) {
-          pace((buf as Buffer).length)
           const done = v.push(buf as Buffer)
           job.bytesDone = v.received
           // A chunk is published once its last byte is on disk (write callbacks run in order).
@@ -160,7 +160,8 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
     out.end()
     await once(out, 'finish')
     for (const c of fromDisk) job.publish(c)
-    const sha256 = v.wholeDigest()
+    // The whole part is hashed on a worker thread while the followers send the last chunks.
+    const sha256 = await env.cache.hashPartial(folder, filename)
     if (sha256 !== manifest.sha256Big) throw await failIntegrity(new Error('sha256Big does not match'))
     const record: CacheRecord = { smallSha256: small.sha256, bytes: total, sha256, etag, manifest, storedAt: new Date().toISOString() }
     await env.cache.commit(folder, filename, record)

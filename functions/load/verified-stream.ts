@@ -33,7 +33,7 @@ async function* readRange(env: Env, job: DownloadJob, start: number, end: number
   return n
 }
 
-/** The big part's bytes in order, each only once its chunk is verified; ends after the commit. */
+/** The big part's bytes in order, each only once its chunk is verified. */
 export async function* verifiedBytes(env: Env, job: DownloadJob): AsyncGenerator<Buffer> {
   const total = job.bytesTotal
   let pos = 0
@@ -45,9 +45,6 @@ export async function* verifiedBytes(env: Env, job: DownloadJob): AsyncGenerator
       await job.changed()
     }
   }
-  // The whole-part hash is checked before the commit: until then the last block stays held back.
-  await job.settled
-  if (!job.record) throw cut(job)
 }
 
 /** Counts plaintext bytes; fails rather than send a byte past `bytes`, or end short of it. */

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import type { BigPartCache, CacheRecord, PartialDownload, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
 import { writeAtomic } from './write-atomic'
+import { hashFile } from './hash-file'
 
 const READ_CHUNK = 1 << 20
 
@@ -129,6 +130,8 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger): B
 
     appendPartial: (folder, filename) => createWriteStream(partOf(folder, filename), { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
     readPartial: (folder, filename, start, end) => createReadStream(partOf(folder, filename), { start, end, highWaterMark: READ_CHUNK }),
+
+    hashPartial: (folder, filename) => hashFile(partOf(folder, filename)),
 
     async usage() {
       const all = await entries()

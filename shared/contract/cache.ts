@@ -59,6 +59,8 @@ export interface BigPartCache {
   appendPartial(folder: string, filename: string): Writable
   /** Reads the partial download of a big part (to re-hash it before resuming), or bytes `start`…`end` (inclusive) of it. */
   readPartial(folder: string, filename: string, start?: number, end?: number): Readable
+  /** SHA-256 (hex) of the partial download, computed off the event loop. */
+  hashPartial(folder: string, filename: string): Promise<string>
   /** What the cache holds: bytes and entries of the committed big parts, and its bound (for /status). */
   usage(): Promise<CacheUsage>
   /** A fresh temporary file under CACHE_DIR/tmp, for ciphertext only. */
