@@ -24,6 +24,11 @@ const load = (name: string) => post(s.loader.url, `/load/${name}`, { folder: 'mo
 const status = async () => (await fetch(`${s.loader.url}/status`)).json()
 const bigUrl = (name: string) => `${s.moto.url}/models/${name}.big`
 const cached = (name: string) => existsSync(join(s.loader.cacheDir, 'cache/models', `${name}.big`))
+/** Waits until no download is in progress (a verified download commits after its callers' last byte). */
+async function idle() {
+  for (let i = 0; i < 400 && (await status()).downloads.length; i++) await new Promise((r) => setTimeout(r, 25))
+  expect((await status()).downloads).toEqual([])
+}
 const partialPath = (name: string) => join(s.loader.cacheDir, 'tmp/partial/models', `${name}.big.part`)
 
 /** Puts a big part on the CDN with the uploader keys, straight to moto (the attacker keeps the x-amz-meta headers). */
@@ -114,6 +119,7 @@ describe('verified streaming (crypto.md §5c)', () => {
     const again = await load('mid.bin')
     expect(Buffer.from(await again.arrayBuffer()).equals(plain)).toBe(true)
     expect(s.faults.ranges).toEqual([undefined, undefined])
+    await idle()
     expect(cached('mid.bin')).toBe(true)
   })
 
@@ -128,6 +134,22 @@ describe('verified streaming (crypto.md §5c)', () => {
     expect(r.status).toBe(502)
     expect((await r.json()).type).toMatch(/integrity/)
     expect(cached('hdr.bin')).toBe(false)
+  })
+
+  it('every chunk verified but sha256Big different (an inconsistent manifest): nothing is cached', async () => {
+    await login()
+    const plain = randomBytes(5 * MiB)
+    const { big, meta } = await seed('whole.bin', plain)
+    // No x-amz-meta-sha256 on the object, and a manifest whose sha256Big is not the part's.
+    const r0 = await s.s3.fetch(bigUrl('whole.bin'), { method: 'PUT', body: new Uint8Array(big), headers: { 'x-amz-content-sha256': sha(big), 'x-amz-meta-small-sha256': meta.small } })
+    expect(r0.status).toBe(200)
+    const m = JSON.parse(s.origin.files.get('models/whole.bin.manifest')!.toString())
+    s.origin.files.set('models/whole.bin.manifest', encodeManifest({ ...m, sha256Big: sha(Buffer.from('not the big part')) }))
+    const r = await load('whole.bin')
+    expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
+    await idle()
+    expect(cached('whole.bin')).toBe(false)
+    expect(s.loader.output()).toMatch(/sha256Big does not match/)
   })
 
   it('the first chunks reach every caller while the CDN body is stalled; concurrent cold loads share one download', async () => {
@@ -150,8 +172,8 @@ describe('verified streaming (crypto.md §5c)', () => {
     }
     // The stall ended in one resumed request for all three callers.
     expect(s.faults.ranges).toEqual([undefined, `bytes=${2 * CB + 100_000}-`])
+    await idle()
     expect(cached('stall.bin')).toBe(true)
-    expect((await status()).downloads).toEqual([])
   })
 
   it('a resumed download re-hashes the chunks already on disk: a corrupted one restarts from zero', async () => {
@@ -206,10 +228,8 @@ describe('verified streaming (crypto.md §5c)', () => {
     expect(r.status).toBe(202)
     expect(await r.json()).toEqual({ folder: 'models', filename: 'pre.bin', state: 'downloading' })
     expect(s.origin.calls.map((c) => c.path)).toEqual(['/resources/get/models', '/resources/get/models'])
-    for (let i = 0; i < 400 && !cached('pre.bin'); i++) await new Promise((res) => setTimeout(res, 25))
-    for (let i = 0; i < 100 && (await status()).downloads.length; i++) await new Promise((res) => setTimeout(res, 25))
+    await idle()
     const st = await status()
-    expect(st.downloads).toEqual([])
     expect(st.cache.entries).toBeGreaterThanOrEqual(1)
     expect(st.cache.bytes).toBeGreaterThanOrEqual(6 * MiB)
     expect(st.cache.maxBytes).toBe(32 * 1024 ** 3)
