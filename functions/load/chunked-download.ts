@@ -138,13 +138,26 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       for (const c of fromDisk) job.publish(c)
       fromDisk = []
       try {
-        for await (const buf of res) {
-          const done = v.push(buf as Buffer)
-          job.bytesDone = v.received
-          // A chunk is published once its last byte is on disk (write callbacks run in order).
-          const more = out.write(buf, done.length ? (e) => { if (!e) for (const c of done) job.publish(c) } : undefined)
-          if (writeError) throw writeError
-          if (!more) await once(out, 'drain')
+        // Socket reads are 64 KiB: corked, they reach the file as one writev per MiB (or per chunk).
+        let corked = 0
+        out.cork()
+        try {
+          for await (const buf of res) {
+            const done = v.push(buf as Buffer)
+            job.bytesDone = v.received
+            // A chunk is published once its last byte is on disk (write callbacks run in order).
+            const more = out.write(buf, done.length ? (e) => { if (!e) for (const c of done) job.publish(c) } : undefined)
+            corked += (buf as Buffer).length
+            if (writeError) throw writeError
+            if (!more || done.length || corked >= 1 << 20) {
+              out.uncork()
+              corked = 0
+              if (!more) await once(out, 'drain')
+              out.cork()
+            }
+          }
+        } finally {
+          out.uncork()
         }
         if (v.received < total) throw new Error('the body ended early')
       } catch (e) {
