@@ -39,7 +39,7 @@ async function putBig(name: string, big: Buffer, meta: { sha256: string; small: 
 }
 
 /** Seeds a resource as a chunk-hashing uploader would: big part on the CDN, manifest with chunks and small part at the API. */
-async function seed(name: string, plain: Buffer) {
+async function seed(name: string, plain: Buffer, withChunks = true) {
   const blob = opensslEncrypt(RESOURCE_AES.toString('hex'), randomBytes(16).toString('hex'), plain)
   const n = smallSizeOf(blob.length)
   const small = blob.subarray(0, n)
@@ -48,7 +48,7 @@ async function seed(name: string, plain: Buffer) {
   for (let i = 0; i < big.length; i += CB) chunks.push(sha(big.subarray(i, i + CB)))
   await putBig(name, big, { sha256: sha(big), small: sha(small) })
   s.origin.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: n,
-    sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), chunkBytes: CB, chunks }))
+    sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), ...(withChunks ? { chunkBytes: CB, chunks } : {}) }))
   s.origin.files.set(`models/${name}.small`, Buffer.from(small))
   return { small, big, meta: { sha256: sha(big), small: sha(small) } }
 }
@@ -231,7 +231,7 @@ describe('verified streaming (crypto.md §5c)', () => {
     await idle()
     const st = await status()
     expect(st.cache.entries).toBeGreaterThanOrEqual(1)
-    expect(st.cache.bytes).toBeGreaterThanOrEqual(6 * MiB)
+    expect(st.cache.bytes).toBeGreaterThanOrEqual(6 * MiB + 32 - 3072)
     expect(st.cache.maxBytes).toBe(32 * 1024 ** 3)
     expect(s.faults.ranges).toEqual([undefined])
     // Warm: one API call (the small part), no CDN GET.
@@ -243,6 +243,28 @@ describe('verified streaming (crypto.md §5c)', () => {
     expect(Buffer.from(await l.arrayBuffer()).equals(plain)).toBe(true)
     expect(s.origin.calls).toEqual([{ method: 'POST', path: '/resources/get/models' }])
     expect(s.faults.ranges).toEqual([undefined])
+  })
+
+  it('prefetch of a resource whose manifest has no chunk hashes: downloaded whole in the background, listed while it runs', async () => {
+    await login()
+    const plain = randomBytes(6 * MiB)
+    await seed('old-pre.bin', plain, false)
+    s.faults.ranges = []
+    s.faults.stallNextBigGetAfter = 1_000_000
+    const r = await post(s.loader.url, '/prefetch/old-pre.bin', { folder: 'models' })
+    expect(await r.json()).toEqual({ folder: 'models', filename: 'old-pre.bin', state: 'downloading' })
+    let listed: unknown[] = []
+    for (let i = 0; i < 200 && !listed.length; i++) {
+      listed = (await status()).downloads.filter((d: { bytesDone: number }) => d.bytesDone >= 1_000_000)
+      if (!listed.length) await new Promise((res) => setTimeout(res, 25))
+    }
+    expect(listed).toEqual([{ folder: 'models', filename: 'old-pre.bin', bytesDone: 1_000_000, bytesTotal: 6 * MiB + 32 - 3072 }])
+    await idle()
+    expect(cached('old-pre.bin')).toBe(true)
+    s.origin.calls.length = 0
+    const l = await load('old-pre.bin')
+    expect(Buffer.from(await l.arrayBuffer()).equals(plain)).toBe(true)
+    expect(s.origin.calls).toEqual([{ method: 'POST', path: '/resources/get/models' }])
   })
 
   it('prefetch needs the licence: an unknown resource is 404 and nothing is fetched from the CDN', async () => {
