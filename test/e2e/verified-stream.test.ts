@@ -152,6 +152,21 @@ describe('verified streaming (crypto.md §5c)', () => {
     expect(s.loader.output()).toMatch(/sha256Big does not match/)
   })
 
+  it('a manifest whose bytes disagree with the padding: the response ends abruptly, never a byte past Content-Length', async () => {
+    await login()
+    const plain = randomBytes(5 * MiB + 5)
+    await seed('len.bin', plain)
+    // One byte less still fits blobBytes by the padding rule, so it passes the check before the first byte.
+    const m = JSON.parse(s.origin.files.get('models/len.bin.manifest')!.toString())
+    s.origin.files.set('models/len.bin.manifest', encodeManifest({ ...m, bytes: plain.length - 1 }))
+    const r = await load('len.bin')
+    expect(r.headers.get('content-length')).toBe(String(plain.length - 1))
+    const { got, cut } = await drain(r)
+    expect(cut).toBe(true)
+    expect(got.length).toBeLessThan(plain.length - 1)
+    expect(got.equals(plain.subarray(0, got.length))).toBe(true)
+  })
+
   it('the first chunks reach every caller while the CDN body is stalled; concurrent cold loads share one download', async () => {
     await login()
     const plain = randomBytes(12 * MiB + 12345)
