@@ -2,6 +2,8 @@
 // partial file, each chunk is checked against the manifest as it completes and published to the
 // loaders following the job; the whole part is checked against sha256Big before it is committed.
 import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import type { Writable } from 'node:stream'
 import type { CacheRecord } from '../../shared/contract/cache'
 import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
@@ -10,7 +12,7 @@ import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { CdnSettings } from '../../shared/upstream/session'
 import type { SmallPart } from './big-part'
-import { ChunkMismatchError, createChunkVerifier, type VerifiedChunk } from './chunk-verifier'
+import { ChunkMismatchError, createChunkVerifier, type ChunkVerifier, type VerifiedChunk } from './chunk-verifier'
 import { DownloadJob } from './download-job'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
@@ -33,6 +35,39 @@ export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string,
     job.fail(e)
   }).finally(() => env.downloads.delete(key, job))
   return job
+}
+
+/**
+ * Feeds the CDN body through the verifier into the partial file, event by event (no promise per
+ * socket read, so the 64 KiB buffers die young). A chunk is published once its last byte is on
+ * disk (write callbacks run in order). Rejects on a bad chunk, a write error or a cut body.
+ */
+function bodyToPartial(res: IncomingMessage, v: ChunkVerifier, job: DownloadJob, out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (e: Error) => {
+      res.off('data', onData)
+      res.destroy()
+      reject(e)
+    }
+    const onData = (buf: Buffer) => {
+      let done
+      try {
+        done = v.push(buf)
+      } catch (e) {
+        return fail(e as Error)
+      }
+      job.bytesDone = v.received
+      if (!out.write(buf, done.length ? (e) => { if (!e) for (const c of done) job.publish(c) } : undefined)) {
+        res.pause()
+        out.once('drain', () => res.resume())
+      }
+    }
+    res.on('data', onData)
+    res.once('end', () => resolve())
+    res.once('error', fail)
+    res.once('close', () => { if (!res.complete) fail(new Error('the body ended early')) })
+    out.once('error', fail)
+  })
 }
 
 const integrity = (folder: string, filename: string, why: string) =>
@@ -138,27 +173,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       for (const c of fromDisk) job.publish(c)
       fromDisk = []
       try {
-        // Socket reads are 64 KiB: corked, they reach the file as one writev per MiB (or per chunk).
-        let corked = 0
-        out.cork()
-        try {
-          for await (const buf of res) {
-            const done = v.push(buf as Buffer)
-            job.bytesDone = v.received
-            // A chunk is published once its last byte is on disk (write callbacks run in order).
-            const more = out.write(buf, done.length ? (e) => { if (!e) for (const c of done) job.publish(c) } : undefined)
-            corked += (buf as Buffer).length
-            if (writeError) throw writeError
-            if (!more || done.length || corked >= 1 << 20) {
-              out.uncork()
-              corked = 0
-              if (!more) await once(out, 'drain')
-              out.cork()
-            }
-          }
-        } finally {
-          out.uncork()
-        }
+        await bodyToPartial(res, v, job, out)
         if (v.received < total) throw new Error('the body ended early')
       } catch (e) {
         if (e instanceof ChunkMismatchError) throw await failIntegrity(e)
