@@ -16,7 +16,7 @@ const CB = 4 * MiB
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 let s: Stack
-beforeAll(async () => { s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'Admin'] }, { CDN_TIMEOUT_MS: '2000', CDN_READ_RETRIES: '2' }) })
+beforeAll(async () => { s = await startStack({ [ADMIN[0]]: [ADMIN[1], 'Admin'] }, { CDN_TIMEOUT_MS: '4000', CDN_READ_RETRIES: '2' }) })
 afterAll(async () => s?.stop())
 
 const login = async () => expect((await post(s.loader.url, '/login', { email: ADMIN[0], password: ADMIN[1] })).status).toBe(200)
@@ -179,6 +179,13 @@ describe('verified streaming (crypto.md §5c)', () => {
     for (const { reader, parts } of readers) expect(await readAtLeast(reader, want, parts)).toBeGreaterThanOrEqual(want)
     // Every caller holds two chunks' plaintext while the only CDN GET is still stalled.
     expect(s.faults.ranges).toEqual([undefined])
+    // A late joiner reads the verified prefix back from the partial file, and a caller that hangs up changes nothing for the others.
+    const late = await load('stall.bin')
+    readers.push({ reader: late.body!.getReader(), parts: [] })
+    expect(await readAtLeast(readers[3].reader, want, readers[3].parts)).toBeGreaterThanOrEqual(want)
+    expect(s.faults.ranges).toEqual([undefined])
+    await readers[0].reader.cancel()
+    readers.shift()
     const st = await status()
     expect(st.downloads).toEqual([{ folder: 'models', filename: 'stall.bin', bytesDone: 2 * CB + 100_000, bytesTotal: plain.length + 16 + 16 - (plain.length % 16) - small.length }])
     for (const { reader, parts } of readers) {
