@@ -11,6 +11,7 @@ import type { BigPartCache, CacheRecord, HeldPart, PartialFile, TempFile } from 
 import type { Logger } from '../../shared/contract/logger'
 import type { Metrics } from '../../shared/contract/metrics'
 import { writeAtomic } from './write-atomic'
+import { hashFile } from './hash-file'
 
 const READ_CHUNK = 1 << 20
 /** A partial download nobody has touched for this long is removed (at start and by eviction). */
@@ -270,6 +271,8 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
         reserve: (bytes) => (bytes > 0 ? evict(bytes) : Promise.resolve()),
         append: () => createWriteStream(path, { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
         read: () => createReadStream(path, { highWaterMark: READ_CHUNK }),
+        readRange: (start, end) => createReadStream(path, { start, end, highWaterMark: READ_CHUNK }),
+        hash: () => hashFile(path),
         async commit(record) {
           const final = pathOf(folder, filename)
           await ensureDir(dirname(final))
@@ -319,6 +322,11 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
       }
       await place(folder, filename, staged, record)
       await evictQuietly()
+    },
+
+    async usage() {
+      const all = await entries()
+      return { bytes: all.reduce((n, e) => n + e.bytes, 0), maxBytes, entries: all.filter((e) => !e.partial).length }
     },
 
     temp(label): TempFile {
