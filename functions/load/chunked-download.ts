@@ -86,8 +86,9 @@ function bodyToPartial(res: IncomingMessage, v: ChunkVerifier, job: DownloadJob,
 const integrity = (folder: string, filename: string, why: string) =>
   new HttpError(502, `the CDN copy of ${folder}/${filename} failed its integrity check (${why})`, { type: 'integrity' })
 
-/** Waits before attempt `attempt` (> 0) and counts the retry. */
+/** Waits before attempt `attempt` (> 0) and counts the retry; nothing when no attempt is left. */
 function backoff(env: Env, attempt: number): Promise<void> {
+  if (attempt > env.config.CDN_READ_RETRIES) return Promise.resolve()
   env.metrics.cdnRetry()
   return new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)))
 }

@@ -6,6 +6,9 @@ import { HttpError } from '../../shared/contract/http-error'
 import { DecryptStream } from '../../shared/crypto/blob'
 import type { DownloadJob } from './download-job'
 
+/** Bytes per read of the committed part. */
+const READ_BYTES = 1 << 20
+
 const cut = (job: DownloadJob) => job.failure ?? new HttpError(502, `the download of ${job.folder}/${job.filename} ended early`)
 
 /**
@@ -24,9 +27,13 @@ async function* readRange(job: DownloadJob, start: number, end: number): AsyncGe
     // Renamed into the cache meanwhile (or deleted after a failure).
     await job.settled
     if (!job.held) throw cut(job)
-    for await (const c of job.held.stream(start)) {
-      n += (c as Buffer).length
-      yield c as Buffer
+    // Positional reads of the held descriptor: no stream of the shared handle is left behind.
+    for (let at = start; ;) {
+      const c = await job.held.readAt(at, READ_BYTES)
+      if (!c.length) break
+      at += c.length
+      n += c.length
+      yield c
     }
   }
   if (n < end - start) throw cut(job)

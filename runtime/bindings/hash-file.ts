@@ -8,10 +8,14 @@ const { parentPort, workerData } = require('node:worker_threads')
 const { createHash } = require('node:crypto')
 const { createReadStream } = require('node:fs')
 const hash = createHash('sha256')
+let result = null
+// Answered once the descriptor is closed: the main thread terminates the worker on the answer, and a
+// descriptor still open then would stay open in the process for good.
 createReadStream(workerData.path, { highWaterMark: 1 << 20 })
   .on('data', (c) => hash.update(c))
-  .on('error', (e) => parentPort.postMessage({ error: e.message, code: e.code }))
-  .on('end', () => parentPort.postMessage({ sha256: hash.digest('hex') }))
+  .on('error', (e) => { result = { error: e.message, code: e.code } })
+  .on('end', () => { result = { sha256: hash.digest('hex') } })
+  .on('close', () => parentPort.postMessage(result || { error: 'the file stream closed early' }))
 `
 
 /** Resolves with the SHA-256 (hex) of the file at `path`. */
