@@ -132,9 +132,9 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
   out.on('error', (e) => { writeError = e })
   const failIntegrity = async (e: Error) => {
     out.destroy()
-    await partial.remove().catch(() => {})
     env.metrics.cdnVerificationFailure()
     env.log.warn({ folder, filename, reason: e.message }, 'big part failed its integrity check; partial download deleted')
+    await partial.remove().catch(() => {})
     return integrity(folder, filename, e.message)
   }
   try {
