@@ -2,7 +2,7 @@
 // chunk as each is verified, a tampered chunk cuts the response, one shared download, resumes
 // re-hash, and prefetch (http.md) fills the cache so the next load is warm.
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeManifest } from '../../shared/crypto/manifest'
@@ -203,6 +203,27 @@ describe('verified streaming (crypto.md §5c)', () => {
     expect(s.faults.ranges).toEqual([undefined, `bytes=${2 * CB + 100_000}-`])
     await idle()
     expect(cached('stall.bin')).toBe(true)
+  })
+
+  it('a caller still reading when the download commits keeps the part held until its last byte, then lets it go', async () => {
+    await login()
+    const plain = randomBytes(40 * MiB)
+    await seed('slow.bin', plain)
+    const r = await load('slow.bin')
+    expect(r.status).toBe(200)
+    const reader = r.body!.getReader()
+    const parts: Buffer[] = []
+    await readAtLeast(reader, 1, parts)
+    // The caller pauses; the download goes on and commits while it is still attached.
+    await idle()
+    expect(cached('slow.bin')).toBe(true)
+    await readAtLeast(reader, Infinity, parts)
+    expect(Buffer.concat(parts).equals(plain)).toBe(true)
+    // Its hold ends with its response: no descriptor stays open on a cached part.
+    const openParts = () => readdirSync(`/proc/${s.loader.child.pid}/fd`).filter((fd) => {
+      try { return /\.big( \(deleted\))?$/.test(readlinkSync(`/proc/${s.loader.child.pid}/fd/${fd}`)) } catch { return false }
+    })
+    await expect.poll(openParts).toEqual([])
   })
 
   it('a resumed download re-hashes the chunks already on disk: a corrupted one restarts from zero', async () => {
