@@ -12,6 +12,7 @@ import { createArchives } from './bindings/archives'
 import { createClock } from './bindings/clock'
 import { createInflight } from './bindings/inflight'
 import { createTokens } from './bindings/tokens'
+import { createDownloads } from './bindings/downloads'
 import { createHardware, isGenericFingerprint } from './bindings/hardware'
 import { createDockerTls } from './bindings/docker-tls'
 import { createMetrics } from './bindings/metrics'
@@ -86,6 +87,7 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log, metrics),
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
+    downloads: createDownloads(),
     clock: createClock(),
     tokens: createTokens(config),
     log,

@@ -17,6 +17,9 @@ const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : 
 /** The small part a big part must belong to. */
 export interface SmallPart { sha256: string; bytes: number }
 
+/** The single-flight key of the download-then-send download of a big part. */
+export const bigPartKey = (folder: string, filename: string, smallSha: string) => `big:${folder}/${filename}:${smallSha}`
+
 /**
  * Returns the cached big part matching the small part, held for the caller (release it when the
  * response ends), downloading it when needed. `getManifest` is called only for a download (a warm
@@ -32,7 +35,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   }
   have?.release()
   env.metrics.cacheLookup('miss')
-  const shared = await env.inflight.run(`big:${folder}/${filename}:${small.sha256}`, async () => {
+  const shared = await env.inflight.run(bigPartKey(folder, filename, small.sha256), async () => {
     const again = await env.cache.acquire(folder, filename)
     if (again?.record.smallSha256 === small.sha256) return again
     again?.release()
@@ -43,8 +46,11 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     }
     const partial = env.cache.partial(folder, filename, small.sha256)
     const started = performance.now()
+    // Listed by /status while it runs.
+    const progress = { folder, filename, bytesDone: 0, bytesTotal: manifest ? manifest.blobBytes - manifest.smallBytes : 0 }
+    env.downloads.add(bigPartKey(folder, filename, small.sha256), progress)
     try {
-      const held = await download(env, cdn, partial, folder, filename, small, manifest)
+      const held = await download(env, cdn, partial, folder, filename, small, manifest, progress)
       env.metrics.cdnDownload('ok', held.bytes, (performance.now() - started) / 1000)
       return held
     } catch (e) {
@@ -55,6 +61,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
       await partial.remove().catch(() => {})
       throw diskProblem(code, `big part of ${folder}/${filename}`, e)
     } finally {
+      env.downloads.delete(bigPartKey(folder, filename, small.sha256), progress)
       partial.close()
     }
   })
@@ -104,7 +111,8 @@ async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
-async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder: string, filename: string, small: SmallPart, manifest: Manifest | null): Promise<HeldPart> {
+async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder: string, filename: string, small: SmallPart, manifest: Manifest | null,
+  progress: { bytesDone: number }): Promise<HeldPart> {
   const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
@@ -170,11 +178,12 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
       }
       // Make room under CACHE_MAX_BYTES for what is still to come (partials count).
       await partial.reserve(Number(header(res.headers['content-length'])) || 0)
+      progress.bytesDone = status === 200 ? 0 : part.bytes
       if (status === 416) res.resume()
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
         const pace = createGcPacer()
-        await receive(res, partial.append(), (c) => { hash.update(c); pace(c.length) })
+        await receive(res, partial.append(), (c) => { hash.update(c); pace(c.length); progress.bytesDone += c.length })
       }
     } catch (e) {
       // A full or unwritable disk is not the CDN's fault and is not retried.

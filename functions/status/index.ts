@@ -1,4 +1,4 @@
-// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock state, loaded functions.
+// F6 readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock state, downloads, cache, loaded functions.
 import * as v from 'valibot'
 import { defineFunction } from '../../shared/contract/function'
 import { json } from '../../shared/http/json'
@@ -23,6 +23,10 @@ const StatusAnswer = v.object({
   clockOffsetMs: v.number(),
   warnings: v.array(v.string()),
   unlock: UnlockStatusAnswer,
+  /** Big-part downloads in progress. */
+  downloads: v.array(v.object({ folder: v.string(), filename: v.string(), bytesDone: v.number(), bytesTotal: v.number() })),
+  /** The cache's use: committed big parts and the bound. */
+  cache: v.object({ bytes: v.number(), maxBytes: v.number(), entries: v.number() }),
   functions: v.array(v.object({
     name: v.string(), version: v.union([v.number(), v.literal('factory')]), sha256: v.string(), bytes: v.optional(v.number()),
     source: v.picklist(['store', 'factory']), trial: v.boolean(), loadedAt: v.string(),
@@ -32,16 +36,17 @@ const StatusAnswer = v.object({
 export default defineFunction({
   name: 'status',
   routes: [{ method: 'GET', path: '/status', body: 'none', doc: {
-    summary: 'Readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock, loaded functions',
+    summary: 'Readiness and state: login, JWT mode, CDN, hardware, caller auth, transport, unlock, downloads, cache use, loaded functions',
     answers: { 200: { description: 'the state of this loader', content: { 'application/json': StatusAnswer } } },
     problems: {},
   } }],
   async fetch(_request, env) {
     const { config } = env
-    const [session, hardware, unlock] = await Promise.all([
+    const [session, hardware, unlock, cache] = await Promise.all([
       getSession(env.session),
       env.hardware().catch(() => null),
       readUnlock(env.state),
+      env.cache.usage(),
     ])
     const auth = session?.auth
     return json({
@@ -61,6 +66,8 @@ export default defineFunction({
       clockOffsetMs: env.clock.offsetMs(),
       warnings: env.warnings,
       unlock: publicView(unlock),
+      downloads: env.downloads.list(),
+      cache,
       functions: env.functions().map((f) => ({ name: f.name, version: f.version ?? 'factory', sha256: f.sha256, bytes: f.bytes,
         source: f.source ?? 'factory', trial: f.trial ?? false, loadedAt: f.loadedAt })),
     } satisfies v.InferOutput<typeof StatusAnswer>)

@@ -115,7 +115,7 @@ export default defineFunction({
       const etag = Array.isArray(res.headers.etag) ? res.headers.etag[0] : res.headers.etag
 
       // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
-      const manifest = { v: 1 as const, bytes, blobBytes: parts.blobBytes, smallBytes: parts.small.length, sha256Big: parts.bigSha256, sha256Small: parts.smallSha256, sha256Plain: sha256 }
+      const manifest = { v: 1 as const, bytes, blobBytes: parts.blobBytes, smallBytes: parts.small.length, sha256Big: parts.bigSha256, sha256Small: parts.smallSha256, sha256Plain: sha256, chunkBytes: parts.chunkBytes, chunks: parts.chunks }
       await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth)
 
       // The small part last: it is the commit point.

@@ -133,7 +133,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
     const bytes = meter.bytes()
 
     // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
-    const manifest = { v: 1 as const, bytes, blobBytes, smallBytes, sha256Big: parts.bigSha256, sha256Small: smallSha256, sha256Plain }
+    const manifest = { v: 1 as const, bytes, blobBytes, smallBytes, sha256Big: parts.bigSha256, sha256Small: smallSha256, sha256Plain, chunkBytes: parts.chunkBytes, chunks: parts.chunks }
     await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth)
     // The small part last: it is the commit point.
     await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth)

@@ -1,6 +1,7 @@
 // The binary split of crypto.md §4, done while streaming: the small part stays in memory
 // (at most 3072 bytes), only the big part passes on to the temporary file.
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
+import { CHUNK_BYTES } from '../../shared/crypto/manifest'
 import { Transform, type TransformCallback } from 'node:stream'
 
 /** Largest small part. */
@@ -19,6 +20,10 @@ export class SplitStream extends Transform {
   #small = Buffer.alloc(0)
   #bigHash = createHash('sha256')
   #total = 0
+  // Chunk hashes of the big part (crypto.md §5c), computed as it passes.
+  #chunks: string[] = []
+  #chunkHash: Hash = createHash('sha256')
+  #chunkFill = 0
 
   constructor() {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 })
@@ -51,13 +56,27 @@ export class SplitStream extends Transform {
 
   #big(chunk: Buffer): Buffer {
     this.#bigHash.update(chunk)
+    for (let off = 0; off < chunk.length;) {
+      const take = Math.min(CHUNK_BYTES - this.#chunkFill, chunk.length - off)
+      this.#chunkHash.update(take === chunk.length ? chunk : chunk.subarray(off, off + take))
+      this.#chunkFill += take
+      off += take
+      if (this.#chunkFill === CHUNK_BYTES) {
+        this.#chunks.push(this.#chunkHash.digest('hex'))
+        this.#chunkHash = createHash('sha256')
+        this.#chunkFill = 0
+      }
+    }
     return chunk
   }
 
-  /** After the end: the small part, its hash, the big part's hash and sizes. */
+  /** After the end (call once): the small part, its hash, the big part's hash, chunk hashes and sizes. */
   result() {
     const bigSha256 = this.#bigHash.digest('hex')
+    if (this.#chunkFill > 0) this.#chunks.push(this.#chunkHash.digest('hex'))
     return {
+      chunkBytes: CHUNK_BYTES,
+      chunks: this.#chunks,
       small: this.#small,
       smallSha256: createHash('sha256').update(this.#small).digest('hex'),
       bigSha256,

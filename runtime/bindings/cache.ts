@@ -115,6 +115,8 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
       await ev.evictQuietly()
     },
 
+    usage: () => ev.usage(),
+
     temp(label): TempFile {
       const path = join(tmp, `${label}-${process.pid}-${randomBytes(6).toString('hex')}.tmp`)
       return {

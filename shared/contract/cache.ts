@@ -51,12 +51,26 @@ export interface PartialFile {
   append(): Writable
   /** Reads the bytes on disk (to re-hash them before resuming). */
   read(): Readable
+  /**
+   * Reads bytes `start`…`end` (inclusive) of the file as it is now, by path (a verified-streaming
+   * follower, crypto.md §5c). After the commit renamed it, the stream fails with ENOENT.
+   */
+  readRange(start: number, end: number): Readable
+  /** SHA-256 (hex) of the bytes on disk, computed on a worker thread (off the event loop). */
+  hash(): Promise<string>
   /** Renames the file into place with its record, atomically, and returns it held for the caller. */
   commit(record: CacheRecord): Promise<HeldPart>
   /** Deletes the file and its ETag (a local write failure). */
   remove(): Promise<void>
   /** Ends the download's claim: from now on the file is stale and may be evicted. Idempotent. */
   close(): void
+}
+
+/** The cache's use, as /status shows it. */
+export interface CacheUsage {
+  bytes: number
+  maxBytes: number
+  entries: number
 }
 
 /** A temporary file: written once, read back, then committed into the cache or removed. */
@@ -79,6 +93,11 @@ export interface BigPartCache {
   partial(folder: string, filename: string, smallSha256: string): PartialFile
   /** Renames `fromPath` (from byte `offset`: copied) into place with its record, atomically. */
   commit(folder: string, filename: string, record: CacheRecord, fromPath: string, offset?: number): Promise<void>
+  /**
+   * What the cache uses, for /status: bytes on disk that count against CACHE_MAX_BYTES (cached
+   * parts and partial downloads), the number of cached parts, and the bound.
+   */
+  usage(): Promise<CacheUsage>
   /** A fresh temporary file under CACHE_DIR/tmp, for ciphertext only. */
   temp(label: string): TempFile
 }

@@ -14,6 +14,7 @@ import type { DockerTls } from './docker-tls'
 export const CONTRACT_VERSION = 1
 import type { Tokens } from './tokens'
 import type { Metrics } from './metrics'
+import type { Downloads } from './downloads'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {
@@ -112,6 +113,8 @@ export interface Env {
   /** The encrypted Docker image archives under UNLOCK_ARCHIVE. */
   archives: Archives
   inflight: Inflight
+  /** Big-part downloads in progress (joined by concurrent loads, listed by /status). */
+  downloads: Downloads
   clock: Clock
   /** Verifies the Resource API's tokens (runtime/bindings/tokens.ts). */
   tokens: Tokens

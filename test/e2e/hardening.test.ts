@@ -19,7 +19,7 @@ interface Case { name: string; method: string; path: string; headers?: Record<st
 function cases(): Case[] {
   const out: Case[] = []
   const json = { 'content-type': 'application/json' }
-  const routes = ['/health', '/status', '/login', '/load/x.bin', '/upload/x.bin', '/unlock', '/unlock/status']
+  const routes = ['/health', '/status', '/login', '/load/x.bin', '/prefetch/x.bin', '/upload/x.bin', '/unlock', '/unlock/status']
   for (const path of routes) for (const method of ['PUT', 'DELETE', 'PATCH', ...(path.includes('status') || path === '/health' ? ['POST'] : ['GET'])]) {
     out.push({ name: `wrong method ${method} ${path}`, method, path })
   }

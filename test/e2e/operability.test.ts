@@ -89,7 +89,7 @@ describe('operability', () => {
 
     // Problems: no caller token on every route but /health; bad bodies; not logged in.
     for (const [method, path, url] of [['GET', '/status', '/status'], ['POST', '/login', '/login'], ['POST', '/logout', '/logout'],
-      ['POST', '/load/{filename}', '/load/x.bin'], ['POST', '/upload/{filename}', '/upload/x.bin'], ['POST', '/unlock', '/unlock'],
+      ['POST', '/load/{filename}', '/load/x.bin'], ['POST', '/prefetch/{filename}', '/prefetch/x.bin'], ['POST', '/upload/{filename}', '/upload/x.bin'], ['POST', '/unlock', '/unlock'],
       ['GET', '/unlock/status', '/unlock/status'], ['GET', '/metrics', '/metrics'], ['GET', '/openapi.json', '/openapi.json']]) {
       expect((await api.call(method, path, `${u}${url}`)).status).toBe(401)
     }
@@ -118,10 +118,22 @@ describe('operability', () => {
       uploaded += data.length
     }
     const forget = (name: string) => { for (const ext of ['', '.json']) rmSync(join(s.loader.cacheDir, 'cache/models', `${name}.big${ext}`), { force: true }) }
+    /** Until no download runs (a verified download, crypto.md §5c, commits after its callers' last byte). */
+    const idle = async () => {
+      let st: any
+      for (let i = 0; i < 400; i++) {
+        st = (await api.call('GET', '/status', `${u}/status`, { headers: AUTH })).json()
+        if (!st.downloads.length) break
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      expect(st.downloads).toEqual([])
+      return st
+    }
     const load = async (name: string, expected: Buffer) => {
       const r = await api.call('POST', '/load/{filename}', `${u}/load/${name}`, json({ folder: 'models' }))
       expect(r.status).toBe(200)
       expect(r.body.equals(expected)).toBe(true)
+      await idle()
     }
     forget('a.bin')
     const m1 = await scrape()
@@ -149,7 +161,8 @@ describe('operability', () => {
     expect(metric(m4, 'loader_cache_entries')).toBe(2)
     expect(metric(m4, 'loader_cache_bytes')).toBe(bigA + JSON.parse(readFileSync(join(s.loader.cacheDir, 'cache/models/b.bin.big.json'), 'utf8')).bytes)
 
-    // Tampering with B on the CDN (both x-amz-meta headers rewritten): the manifest check fails twice, 502.
+    // Tampering with B on the CDN (both x-amz-meta headers rewritten): its x-amz-meta-sha256 is not the
+    // manifest's sha256Big, so the verified download (crypto.md §5c) refuses it before any byte: 502.
     const bigUrl = `${s.moto.url}/models/b.bin.big`
     const big = Buffer.from(await (await s.s3.fetch(bigUrl)).arrayBuffer())
     const smallSha = (await s.s3.fetch(bigUrl, { method: 'HEAD' })).headers.get('x-amz-meta-small-sha256')!
@@ -159,7 +172,7 @@ describe('operability', () => {
     const tampered = await api.call('POST', '/load/{filename}', `${u}/load/b.bin`, json({}))
     expect(tampered.status).toBe(502)
     const m5 = await scrape()
-    expect(metric(m5, 'loader_cdn_verification_failures_total') - metric(m4, 'loader_cdn_verification_failures_total')).toBe(2)
+    expect(metric(m5, 'loader_cdn_verification_failures_total') - metric(m4, 'loader_cdn_verification_failures_total')).toBe(1)
     expect(metric(m5, 'loader_cdn_downloads_total', { outcome: 'error' }) - metric(m4, 'loader_cdn_downloads_total', { outcome: 'error' })).toBe(1)
 
     // A third upload of 1 MiB: the cache holds 1.5 MiB, so the least recently used big part goes.
@@ -170,6 +183,15 @@ describe('operability', () => {
     expect(metric(m6, 'loader_cache_evictions_total') - metric(m5, 'loader_cache_evictions_total')).toBe(1)
     expect(metric(m6, 'loader_cache_evicted_bytes_total') - metric(m5, 'loader_cache_evicted_bytes_total')).toBe(bigA)
     expect(metric(m6, 'loader_cache_entries')).toBe(1)
+
+    // Prefetch: 202 downloading, the part is cached in the background; 202 cached once it is.
+    forget('c.bin')
+    const pre = await api.call('POST', '/prefetch/{filename}', `${u}/prefetch/c.bin`, json({ folder: 'models' }))
+    expect(pre.status).toBe(202)
+    expect(pre.json()).toEqual({ folder: 'models', filename: 'c.bin', state: 'downloading' })
+    expect((await idle()).cache).toMatchObject({ entries: 1, maxBytes: expect.any(Number) })
+    expect((await api.call('POST', '/prefetch/{filename}', `${u}/prefetch/c.bin`, json({}))).json()).toMatchObject({ state: 'cached' })
+    expect((await api.call('POST', '/prefetch/{filename}', `${u}/prefetch/missing.bin`, json({}))).status).toBe(404)
 
     // Unlock into podman: 202, ready with the image, then 200.
     const started = await api.call('POST', '/unlock', `${u}/unlock`, json({ email: ADMIN[0], password: ADMIN[1] }))
@@ -200,7 +222,8 @@ describe('operability', () => {
 
     // Requests by function, route and status; bytes served and received; unlock; functions; process.
     // Counted when each answer's last byte is written: poll until the last one is in.
-    const served = api.seen.get('POST /load/{filename}')!.bytes
+    // The load function serves /load and /prefetch.
+    const served = api.seen.get('POST /load/{filename}')!.bytes + api.seen.get('POST /prefetch/{filename}')!.bytes
     await expect.poll(async () => metric(await scrape(), 'loader_http_response_bytes_total', { function: 'load' })
       - metric(m0, 'loader_http_response_bytes_total', { function: 'load' })).toBe(served)
     const mz = await scrape()

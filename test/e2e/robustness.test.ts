@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encryptBuffer } from '../../shared/crypto/blob'
+import { encodeManifest } from '../../shared/crypto/manifest'
 import { smallSizeOf } from '../../functions/upload/split'
 import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
 
@@ -15,6 +16,10 @@ const USER = ['robust@example.com', 'robust-pass-1']
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** Chunk size of the manifests `seed` writes when `verified` is set. */
+let chunkBytes = 256 * 1024
+/** Whether `seed` writes a manifest with chunk hashes (the tests below run without, then with). */
+let verified = false
 
 // A small tmpfs stands for a full disk; mounting needs root (skipped with the reason otherwise).
 const work = mkdtempSync(join(tmpdir(), 'loader-e2e-robust-'))
@@ -40,10 +45,15 @@ afterAll(async () => {
 
 const login = async () => expect((await post(s.loader.url, '/login', { email: USER[0], password: USER[1] })).status).toBe(200)
 const load = (name: string) => post(s.loader.url, `/load/${name}`, { folder: 'models' })
+/** Until no download runs: a verified download (crypto.md §5c) commits after its callers' last byte. */
+async function idle(): Promise<void> {
+  for (let i = 0; i < 400 && (await (await fetch(`${s.loader.url}/status`)).json()).downloads.length; i++) await sleep(25)
+}
 
 /** Stores a resource the way an upload does (big part with x-amz-meta on the CDN, small part on the API); returns the plaintext. */
 async function seed(name: string, bytes: number): Promise<Buffer> {
   const plain = randomBytes(bytes)
+  const chunked = verified
   const blob = encryptBuffer(RESOURCE_AES, plain)
   const k = smallSizeOf(blob.length)
   const small = blob.subarray(0, k)
@@ -54,6 +64,13 @@ async function seed(name: string, bytes: number): Promise<Buffer> {
   })
   expect(r.status).toBe(200)
   s.origin.files.set(`models/${name}.small`, Buffer.from(small))
+  if (chunked) {
+    // A manifest with chunk hashes (crypto.md §5c): cold loads take the verified streaming path.
+    const chunks: string[] = []
+    for (let i = 0; i < big.length; i += chunkBytes) chunks.push(sha(big.subarray(i, i + chunkBytes)))
+    s.origin.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: k,
+      sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), chunkBytes, chunks }))
+  } else s.origin.files.delete(`models/${name}.manifest`)
   return plain
 }
 
@@ -96,48 +113,55 @@ function openBigParts(pid: number): string[] {
   return out
 }
 
-describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
-  it('concurrent loads of several resources evicting one another all answer 200 with the right bytes', async () => {
-    const bound = Math.floor(1.5 * MiB)
-    await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(bound), MAX_CONCURRENT_TRANSFERS: '64' })
-    await login()
-    const names = ['lru-a.bin', 'lru-b.bin', 'lru-c.bin', 'lru-d.bin']
-    const plains = new Map<string, string>()
-    for (const name of names) plains.set(name, sha(await seed(name, MiB)))
-    const got: string[] = []
-    for (let round = 0; round < 4; round++) {
-      const batch = names.flatMap((name) => [name, name, name])
-      const rs = await Promise.all(batch.map(async (name) => {
-        const r = await load(name)
-        const body = Buffer.from(await r.arrayBuffer())
-        return r.status === 200 && sha(body) === plains.get(name) ? 'ok' : `${name}: ${r.status} ${r.status === 200 ? 'wrong bytes' : body.toString('utf8').slice(0, 200)}`
-      }))
-      got.push(...rs.filter((x) => x !== 'ok'))
-    }
-    expect(got).toEqual([])
-    expect(s.loader.child.exitCode).toBeNull()
-    expect(s.loader.output()).not.toMatch(/unhandled|vanished/i)
-    // Once no request reads, the cache is back under its bound and no descriptor stays open.
-    expect(await eventually(() => cacheBytes(s.loader.cacheDir) <= bound)).toBe(true)
-    expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
+// Each twice: the download-then-send path (no chunk hashes), then verified streaming (crypto.md §5c).
+describe.each([false, true])('chunk hashes in the manifest: %s', (withChunks) => {
+  beforeAll(() => { verified = withChunks })
+  afterAll(() => { verified = false })
+
+  describe('the big-part cache under a small CACHE_MAX_BYTES', () => {
+    it('concurrent loads of several resources evicting one another all answer 200 with the right bytes', async () => {
+      const bound = Math.floor(1.5 * MiB)
+      await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(bound), MAX_CONCURRENT_TRANSFERS: '64' })
+      await login()
+      const names = ['lru-a.bin', 'lru-b.bin', 'lru-c.bin', 'lru-d.bin']
+      const plains = new Map<string, string>()
+      for (const name of names) plains.set(name, sha(await seed(name, MiB)))
+      const got: string[] = []
+      for (let round = 0; round < 4; round++) {
+        const batch = names.flatMap((name) => [name, name, name])
+        const rs = await Promise.all(batch.map(async (name) => {
+          const r = await load(name)
+          const body = Buffer.from(await r.arrayBuffer())
+          return r.status === 200 && sha(body) === plains.get(name) ? 'ok' : `${name}: ${r.status} ${r.status === 200 ? 'wrong bytes' : body.toString('utf8').slice(0, 200)}`
+        }))
+        got.push(...rs.filter((x) => x !== 'ok'))
+      }
+      expect(got).toEqual([])
+      await idle()
+      expect(s.loader.child.exitCode).toBeNull()
+      expect(s.loader.output()).not.toMatch(/unhandled|vanished/i)
+      // Once no request reads, the cache is back under its bound and no descriptor stays open.
+      expect(await eventually(() => cacheBytes(s.loader.cacheDir) <= bound)).toBe(true)
+      expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
+    })
+
+    it('a part larger than the whole bound is served (every time), then evicted', async () => {
+      await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(512 * 1024) })
+      await login()
+      const plain = await seed('huge.bin', 3 * MiB)
+      for (let i = 0; i < 2; i++) {
+        s.faults.ranges = []
+        const r = await load('huge.bin')
+        expect(r.status).toBe(200)
+        expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+        await idle()
+        expect(s.faults.ranges).toEqual([undefined])
+        expect(await eventually(() => !files(s.loader.cacheDir).some((f) => f.path.endsWith('huge.bin.big')))).toBe(true)
+      }
+    })
   })
 
-  it('a part larger than the whole bound is served (every time), then evicted', async () => {
-    await s.restartLoader({ CACHE_DIR: freshDir(), CACHE_MAX_BYTES: String(512 * 1024) })
-    await login()
-    const plain = await seed('huge.bin', 3 * MiB)
-    for (let i = 0; i < 2; i++) {
-      s.faults.ranges = []
-      const r = await load('huge.bin')
-      expect(r.status).toBe(200)
-      expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
-      expect(s.faults.ranges).toEqual([undefined])
-      expect(await eventually(() => !files(s.loader.cacheDir).some((f) => f.path.endsWith('huge.bin.big')))).toBe(true)
-    }
-  })
-})
-
-describe('loads sharing one cold download', () => {
+  describe('loads sharing one cold download', () => {
   it('a client that leaves after its first chunk does not cut off the others', async () => {
     await s.restartLoader({ CACHE_DIR: freshDir(), MAX_CONCURRENT_TRANSFERS: '8' })
     await login()
@@ -179,40 +203,46 @@ describe('loads sharing one cold download', () => {
 })
 
 describe('a full disk during a cold load', () => {
-  it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
-    // CACHE_DIR inside the mount, so removing it after the test never touches the mount point.
-    const cacheDir = join(tmpfsDir, 'cache')
-    await s.restartLoader({ CACHE_DIR: cacheDir })
-    await login()
-    await seed('full.bin', 12 * MiB)
-    const small = await seed('fits.bin', MiB)
-    s.faults.ranges = []
-    const r = await load('full.bin')
-    expect(r.status).toBe(507)
-    expect(r.headers.get('content-type')).toBe('application/problem+json')
-    expect((await r.json()).detail).toMatch(/disk is full \(ENOSPC\)/)
-    expect(s.faults.ranges).toEqual([undefined])
-    expect(s.loader.output()).toMatch(/ENOSPC/)
-    expect(files(join(cacheDir, 'tmp/partial')).filter((f) => f.path.endsWith('.part'))).toEqual([])
-    expect(s.loader.child.exitCode).toBeNull()
-    const ok = await load('fits.bin')
-    expect(ok.status).toBe(200)
-    expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(sha(small))
-    // A cache that cannot be written at all (read-only volume) is a 507 that names the code, not a CDN failure.
-    await seed('readonly.bin', MiB)
-    expect(spawnSync('mount', ['-o', 'remount,ro', tmpfsDir]).status).toBe(0)
-    try {
-      const ro = await load('readonly.bin')
-      expect(ro.status).toBe(507)
-      expect((await ro.json()).detail).toMatch(/cannot be written \(EROFS\)/)
-      const warm = await load('fits.bin')
-      expect(warm.status).toBe(200)
-      await warm.arrayBuffer()
-    } finally {
-      spawnSync('mount', ['-o', 'remount,rw', tmpfsDir])
-    }
-    expect(s.loader.child.exitCode).toBeNull()
-    await s.restartLoader({ CACHE_DIR: freshDir() })
+    it.skipIf(!canMount)('answers 507, logs ENOSPC, removes the partial file; the loader keeps serving; a read-only cache is 507 EROFS', async () => {
+      // CACHE_DIR inside the mount, so removing it after the test never touches the mount point.
+      const cacheDir = join(tmpfsDir, 'cache')
+      await s.restartLoader({ CACHE_DIR: cacheDir })
+      await login()
+      // One chunk for the whole part: a verified download has sent nothing when the disk fills, so
+      // the caller still gets the problem (past the first chunk, a failure can only cut the body).
+      chunkBytes = 16 * MiB
+      await seed('full.bin', 12 * MiB)
+      chunkBytes = 256 * 1024
+      const small = await seed('fits.bin', MiB)
+      s.faults.ranges = []
+      const r = await load('full.bin')
+      expect(r.status).toBe(507)
+      expect(r.headers.get('content-type')).toBe('application/problem+json')
+      expect((await r.json()).detail).toMatch(/disk is full \(ENOSPC\)/)
+      expect(s.faults.ranges).toEqual([undefined])
+      expect(s.loader.output()).toMatch(/ENOSPC/)
+      expect(files(join(cacheDir, 'tmp/partial')).filter((f) => f.path.endsWith('.part'))).toEqual([])
+      expect(s.loader.child.exitCode).toBeNull()
+      const ok = await load('fits.bin')
+      expect(ok.status).toBe(200)
+      expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(sha(small))
+      await idle()
+      // A cache that cannot be written at all (read-only volume) is a 507 that names the code, not a CDN failure.
+      await seed('readonly.bin', MiB)
+      expect(spawnSync('mount', ['-o', 'remount,ro', tmpfsDir]).status).toBe(0)
+      try {
+        const ro = await load('readonly.bin')
+        expect(ro.status).toBe(507)
+        expect((await ro.json()).detail).toMatch(/cannot be written \(EROFS\)/)
+        const warm = await load('fits.bin')
+        expect(warm.status).toBe(200)
+        await warm.arrayBuffer()
+      } finally {
+        spawnSync('mount', ['-o', 'remount,rw', tmpfsDir])
+      }
+      expect(s.loader.child.exitCode).toBeNull()
+      await s.restartLoader({ CACHE_DIR: freshDir() })
+    })
   })
 })
 

@@ -67,7 +67,11 @@ describe('tamper evidence', () => {
     expect(writes.length).toBe(2)
     const m = JSON.parse(s.origin.files.get('models/m.bin.manifest')!.toString())
     expect(m).toMatchObject({ v: 1, bytes: 30_000, smallBytes: 3072, sha256Plain: sha(data) })
-    expect(Object.keys(m)).toEqual(['v', 'bytes', 'blobBytes', 'smallBytes', 'sha256Big', 'sha256Small', 'sha256Plain'])
+    expect(Object.keys(m)).toEqual(['v', 'bytes', 'blobBytes', 'smallBytes', 'sha256Big', 'sha256Small', 'sha256Plain', 'chunkBytes', 'chunks'])
+    // One chunk hash (crypto.md §5c): the whole big part, shorter than chunkBytes.
+    const big = Buffer.from(await (await s.s3.fetch(bigUrl('m.bin'))).arrayBuffer())
+    expect(m.chunkBytes).toBe(4 * 1024 * 1024)
+    expect(m.chunks).toEqual([sha(big)])
     const r = await load('m.bin')
     expect(r.headers.get('x-content-sha256')).toBe(sha(data))
   })

@@ -30,7 +30,7 @@ describe('openapi.json', () => {
     expect(result.valid).toBe(true)
     const ops = Object.entries(doc.paths).flatMap(([p, o]) => Object.keys(o as object).map((m) => `${m.toUpperCase()} ${p}`)).sort()
     expect(ops).toEqual(['GET /health', 'GET /metrics', 'GET /openapi.json', 'GET /status', 'GET /unlock/status', 'POST /load/{filename}',
-      'POST /login', 'POST /logout', 'POST /unlock', 'POST /upload/{filename}'])
+      'POST /login', 'POST /logout', 'POST /prefetch/{filename}', 'POST /unlock', 'POST /upload/{filename}'])
     const loginOp = doc.paths['/login'].post
     expect(loginOp.requestBody.content['application/json'].schema).toMatchObject({ type: 'object', required: ['email', 'password'],
       properties: { email: { type: 'string', format: 'email', maxLength: 320 }, password: { type: 'string', minLength: 1 } } })

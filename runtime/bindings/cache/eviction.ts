@@ -123,7 +123,13 @@ export function createEviction(root: string, partialRoot: string, maxBytes: numb
     if (overBound) void evictQuietly()
   }
 
-  return { held, active, expected, removing, evicting, serial, evict, evictQuietly, evictLater }
+  /** What counts against the bound now: cached parts and partial downloads, and how many parts. */
+  async function usage() {
+    const all = await entries()
+    return { bytes: all.reduce((n, e) => n + e.bytes, 0), maxBytes, entries: all.filter((e) => !e.partial).length }
+  }
+
+  return { held, active, expected, removing, evicting, serial, evict, evictQuietly, evictLater, usage }
 }
 
 /** The eviction state and passes of one cache. */

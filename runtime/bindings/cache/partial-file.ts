@@ -1,6 +1,7 @@
 // The resumable partial download of one version of a big part (`tmp/partial/<folder>/<small
 // sha256>/<file>.big.part`): in use it is never evicted, its announced size counts against the
 // bound, and a download that starts while eviction removes it waits for the removal.
+import { hashFile } from '../hash-file'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { open, rm, rmdir, stat, truncate, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -65,6 +66,8 @@ export function createPartialFile(deps: PartialDeps, folder: string, filename: s
     },
     append: () => createWriteStream(path, { flags: 'a', mode: 0o600, highWaterMark: READ_CHUNK }),
     read: () => createReadStream(path, { highWaterMark: READ_CHUNK }),
+    readRange: (start, end) => createReadStream(path, { start, end, highWaterMark: READ_CHUNK }),
+    hash: () => hashFile(path),
     async commit(record) {
       const final = pathOf(folder, filename)
       await ensureDir(dirname(final))
