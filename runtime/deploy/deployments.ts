@@ -8,7 +8,7 @@ import type { Runtime } from '../server'
 import { checkDeployment, releasesOf, type Parts } from './checks'
 import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import type { JournalInput } from './journal'
-import type { Pointer, Ref } from './pointer'
+import type { Pointer, Pointers, Ref } from './pointer'
 import { prepareRelease } from './prepare'
 import { Refused, type Release } from './release'
 import type { ReleaseFiles } from './verify'
@@ -25,6 +25,8 @@ export interface Deployment {
 }
 
 const KEPT_DEPLOYMENTS = 100
+/** How often a failed state.json write after a commit or a trial rollback is tried again. */
+const POINTER_RETRY_MS = 5_000
 
 /** The deployments of one runtime. */
 export function createDeployer(ctx: DeployContext) {
@@ -91,16 +93,23 @@ export function createDeployer(ctx: DeployContext) {
       for (const dir of staged.values()) await ctx.store.discard(dir)
       return reject(dep, e instanceof Error ? e.message : String(e))
     }
-    for (const [name, r] of releases) await ctx.store.commit(staged.get(name)!, r)
+    try {
+      for (const [name, r] of releases) await ctx.store.commit(staged.get(name)!, r)
+    } finally {
+      // What was not renamed into the store (a failure part way) does not stay in the staging area.
+      for (const dir of staged.values()) await ctx.store.discard(dir).catch(() => {})
+    }
     const since = new Date().toISOString()
     const before = new Map<string, LoadedFunction | undefined>()
+    const next = { ...ctx.pointers }
     for (const [name, r] of releases) {
       const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { active: r.version, previous: p.active, lastKnownGood: p.lastKnownGood, highest: r.version,
+      next[name] = { active: r.version, previous: p.active, lastKnownGood: p.lastKnownGood, highest: r.version,
         trial: { deployment: dep.id, since, restorePrevious: p.previous } }
       before.set(name, runtime!.functions().find((f) => f.info.name === name))
     }
-    await savePointers(ctx)
+    // Written first, then kept: a failed write leaves memory, disk and the running code as they were.
+    await writePointers(next)
     for (const f of dep.functions) await journal({ event: 'trial', deployment: dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
     await swapIn(loaded)
     const errors = new Map([...releases.keys()].map((n) => [n, [] as number[]]))
@@ -114,16 +123,21 @@ export function createDeployer(ctx: DeployContext) {
     const t = trial
     if (!t || t.done) return
     t.done = true
-    for (const name of t.errors.keys()) {
-      const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { ...p, lastKnownGood: p.active, trial: null }
+    try {
+      const next = { ...ctx.pointers }
+      for (const name of t.errors.keys()) {
+        const p = pointerOf(ctx, name)
+        next[name] = { ...p, lastKnownGood: p.active, trial: null }
+      }
+      ctx.pointers = next
+      await saveOrRetry('the commit')
+      for (const f of t.loaded) f.info.trial = false
+      for (const f of t.dep.functions) await journal({ event: 'committed', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
+      event(t.dep, 'committed', 'the trial window ended without too many errors')
+    } finally {
+      if (trial === t) trial = undefined
+      if (current === t.dep) current = undefined
     }
-    await savePointers(ctx)
-    for (const f of t.loaded) f.info.trial = false
-    for (const f of t.dep.functions) await journal({ event: 'committed', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
-    trial = undefined
-    current = undefined
-    event(t.dep, 'committed', 'the trial window ended without too many errors')
     for (const name of t.errors.keys()) {
       const p = pointerOf(ctx, name)
       const keep = new Set([p.active, p.previous, p.lastKnownGood].filter((r): r is number => typeof r === 'number'))
@@ -138,18 +152,57 @@ export function createDeployer(ctx: DeployContext) {
     if (!t || t.done) return
     t.done = true
     clearTimeout(t.timer)
-    for (const name of t.errors.keys()) {
-      const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial?.restorePrevious ?? null, trial: null }
+    try {
+      // The old code serves first; then the pointers say so (a failed write is retried: until then a
+      // restart finds the trial set and rolls it back the same way).
+      await swapIn(t.before)
+      for (const f of t.loaded) f.info.trial = false
+      const next = { ...ctx.pointers }
+      for (const name of t.errors.keys()) {
+        const p = pointerOf(ctx, name)
+        next[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial?.restorePrevious ?? null, trial: null }
+      }
+      ctx.pointers = next
+      await saveOrRetry('the trial rollback')
+      for (const f of t.dep.functions) await journal({ event: 'rolled_back', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
+      t.dep.reason = reason
+      event(t.dep, 'rolled_back', reason)
+    } finally {
+      if (trial === t) trial = undefined
+      if (current === t.dep) current = undefined
     }
-    await savePointers(ctx)
-    await swapIn(t.before)
-    for (const f of t.loaded) f.info.trial = false
-    for (const f of t.dep.functions) await journal({ event: 'rolled_back', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
-    t.dep.reason = reason
-    trial = undefined
-    current = undefined
-    event(t.dep, 'rolled_back', reason)
+  }
+
+  /** Writes `next` to state.json, then makes it the in-memory copy; a failed write changes nothing (503). */
+  async function writePointers(next: Pointers) {
+    try {
+      await ctx.pointerFile.write(next)
+    } catch (e) {
+      throw new Refused(`cannot write ${ctx.pointerFile.path} (${e instanceof Error ? e.message : String(e)}): nothing was changed`, 503)
+    }
+    ctx.pointers = next
+  }
+
+  /**
+   * Writes the in-memory pointers after a change that already happened (a commit, a trial rolled
+   * back); a failed write is logged and retried until one succeeds (any later write carries it too).
+   */
+  let retrying: NodeJS.Timeout | undefined
+  async function saveOrRetry(what: string) {
+    try {
+      await savePointers(ctx)
+    } catch (e) {
+      env.log.error({ err: errorSummary(e) }, `${what}: writing ${ctx.pointerFile.path} failed; retrying every ${POINTER_RETRY_MS / 1000} s`)
+      if (retrying) return
+      const again = () => {
+        retrying = setTimeout(() => void exclusive(() => savePointers(ctx)).then(() => {
+          retrying = undefined
+          env.log.info(`${ctx.pointerFile.path} written`)
+        }, again), POINTER_RETRY_MS)
+        retrying.unref()
+      }
+      again()
+    }
   }
 
   return {
@@ -220,8 +273,7 @@ export function createDeployer(ctx: DeployContext) {
         const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'
         if (target === running) throw new Refused(`${name}: ${target} is already running`, 409)
         const fn = await loadRef(ctx, name, target)
-        ctx.pointers[name] = { ...p, active: target, previous: p.active, trial: null }
-        await savePointers(ctx)
+        await writePointers({ ...ctx.pointers, [name]: { ...p, active: target, previous: p.active, trial: null } })
         await swapIn(new Map([[name, fn]]))
         await journal({ event: 'rolled_back', function: name, version: target, sha256: fn.info.sha256, reason: `rollback on demand from ${p.active}` })
         env.log.info({ fn: name, from: p.active, to: target }, 'rolled back on demand')
