@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import type { Env } from '../../shared/contract/function'
 import { importArtifact, type LoadedFunction } from '../registry'
-import { Refused, type Release, signedRoutes } from './release'
+import { Refused, type Release, sameRoutes } from './release'
 import { artifactFile } from './store'
 
 /** How long a release's import, and then its selfTest, may take (each). */
@@ -18,7 +18,7 @@ export async function prepareRelease(env: Env, dir: string, r: Release): Promise
   } catch (e) {
     throw new Refused(`${name}: the artifact failed to import: ${e instanceof Error ? e.message : String(e)}`)
   }
-  if (JSON.stringify(signedRoutes(mod.routes)) !== JSON.stringify(r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
+  if (!sameRoutes(mod.routes, r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
   if (mod.selfTest) {
     let timer: NodeJS.Timeout | undefined
     try {

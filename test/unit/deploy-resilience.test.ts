@@ -200,3 +200,19 @@ describe('the store after a crash or a full disk', () => {
     expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
   })
 })
+
+describe('the signed routes', () => {
+  it('match whatever the key order of the module or of release.json; a real difference does not', async () => {
+    const declared = [{ method: 'GET', path: '/zz', public: true, body: 'none' }] as RouteDef[]
+    const d = await deployer()
+    const dep = await d.d.submit(partsOf('zz', 1, artifactOf('zz', 'one', declared), declared))
+    expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    const reordered = [{ body: 'none', public: true, path: '/zz', method: 'GET' }] as RouteDef[]
+    const dep2 = await d.d.submit(partsOf('zz', 2, artifactOf('zz', 'two', reordered), declared))
+    expect(await d.until(dep2.id, ['committed', 'rejected'])).toBe('committed')
+    const notPublic = [{ body: 'none', path: '/zz', method: 'GET' }] as RouteDef[]
+    const dep3 = await d.d.submit(partsOf('zz', 3, artifactOf('zz', 'three', notPublic), declared))
+    expect(await d.until(dep3.id, ['committed', 'rejected'])).toBe('rejected')
+    expect(d.d.get(dep3.id)!.reason).toMatch(/routes are not the signed ones/)
+  })
+})
