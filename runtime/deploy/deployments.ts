@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { errorSummary } from '../app'
 import type { LoadedFunction } from '../registry'
 import type { Runtime } from '../server'
-import { checkDeployment, releasesOf, type Parts } from './checks'
+import { checkDeployment, checkRoutes, releasesOf, type Parts } from './checks'
 import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import type { JournalInput } from './journal'
 import type { Pointer, Pointers, Ref } from './pointer'
@@ -87,6 +87,8 @@ export function createDeployer(ctx: DeployContext) {
     const staged = new Map<string, string>()
     const loaded = new Map<string, LoadedFunction>()
     try {
+      // Checked again here: a rollback run between the checks and this job may have taken a route.
+      checkRoutes(new Map([...releases].map(([name, r]) => [name, r.routes])), runtime!.functions())
       for (const [name, f] of files) staged.set(name, await ctx.store.stage(name, f))
       for (const [name, r] of releases) loaded.set(name, await prepareRelease(env, staged.get(name)!, r))
     } catch (e) {
@@ -263,6 +265,9 @@ export function createDeployer(ctx: DeployContext) {
       return exclusive(async () => {
         off()
         if (trial && !trial.done && trial.errors.has(name)) {
+          if (version !== undefined) {
+            throw new Refused(`${name}: deployment ${trial.dep.id} is on trial; a rollback now takes the whole deployment back to the code before it: ask without a version, then for ${version}`, 409)
+          }
           await rollBackTrial(`rollback of ${name} requested during the trial`)
           return pointerOf(ctx, name)
         }
@@ -273,6 +278,7 @@ export function createDeployer(ctx: DeployContext) {
         const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'
         if (target === running) throw new Refused(`${name}: ${target} is already running`, 409)
         const fn = await loadRef(ctx, name, target)
+        checkRoutes(new Map([[name, fn.mod.routes]]), runtime!.functions())
         await writePointers({ ...ctx.pointers, [name]: { ...p, active: target, previous: p.active, trial: null } })
         await swapIn(new Map([[name, fn]]))
         await journal({ event: 'rolled_back', function: name, version: target, sha256: fn.info.sha256, reason: `rollback on demand from ${p.active}` })

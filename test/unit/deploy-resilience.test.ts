@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import type { Env, RouteDef } from '../../shared/contract/function'
 import { parseConfig } from '../../runtime/config'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
+import { createAdminApp } from '../../runtime/deploy/admin'
 import { createDeployer } from '../../runtime/deploy/deployments'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
 import { ReleaseSchema } from '../../runtime/deploy/release'
@@ -214,5 +215,60 @@ describe('the signed routes', () => {
     const dep3 = await d.d.submit(partsOf('zz', 3, artifactOf('zz', 'three', notPublic), declared))
     expect(await d.until(dep3.id, ['committed', 'rejected'])).toBe('rejected')
     expect(d.d.get(dep3.id)!.reason).toMatch(/routes are not the signed ones/)
+  })
+})
+
+describe('rollback on demand', () => {
+  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
+  it('is refused when the release it goes back to serves a route another function took', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    }
+    await push('aa', 1, [route('/a'), route('/x')])
+    await push('aa', 2, [route('/a')])
+    await push('bb', 1, [route('/x'), route('/b')])
+    await expect(d.d.rollback('aa', 1)).rejects.toMatchObject({ status: 422, message: 'aa: route GET /x is already served by bb' })
+    expect(d.running().find((f) => f.info.name === 'aa')!.info.version).toBe(2)
+    expect(d.ctx.pointers.aa).toMatchObject({ active: 2 })
+  })
+
+  it('a deployment checked before a rollback that took its route is refused when its turn comes', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    }
+    await push('aa', 1, [route('/a'), route('/x')])
+    await push('aa', 2, [route('/a')])
+    const bb = [route('/x'), route('/b')]
+    const [dep] = await Promise.all([d.d.submit(partsOf('bb', 1, artifactOf('bb', 'b1', bb), bb)), d.d.rollback('aa', 1)])
+    expect(await d.until(dep.id, ['committed', 'rejected', 'trial'])).toBe('rejected')
+    expect(d.d.get(dep.id)!.reason).toBe('bb: route GET /x is already served by aa')
+    expect(d.running().map((f) => f.info.name)).toEqual(['aa'])
+  })
+
+  it('to a given version during a trial is refused (409), and nothing changes', async () => {
+    const d = await deployer({ DEPLOY_TRIAL_S: '60' })
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['trial'])).toBe('trial')
+    await expect(d.d.rollback('probe', 'factory')).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/is on trial/) })
+    expect(d.d.get(dep.id)!.state).toBe('trial')
+    await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('the rollback route', () => {
+  it('reads at most 4 KiB of body (413), declared or streamed', async () => {
+    const d = await deployer()
+    const app = createAdminApp(d.ctx, d.d, d.running)
+    const url = 'http://admin/admin/functions/probe/rollback'
+    const big = JSON.stringify({ version: 1, pad: 'x'.repeat(5000) })
+    expect((await app.request(url, { method: 'POST', body: big })).status).toBe(413)
+    const stream = new ReadableStream({ pull(c) { c.enqueue(new TextEncoder().encode(' '.repeat(1024))) } })
+    const r = await app.request(url, { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
+    expect(r.status).toBe(413)
+    expect((await app.request(url, { method: 'POST', body: '{}' })).status).toBe(404)
   })
 })
