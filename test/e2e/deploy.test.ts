@@ -406,3 +406,44 @@ describe('the admin port: TLS and ADMIN_TOKEN only', () => {
     }
   })
 })
+
+describe('the admin socket and the CACHE_DIR are the loader\'s own', () => {
+  const run = (vars: Record<string, string>) => spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+    env: { PATH: process.env.PATH, ...SALTS, PORT: '0', ...vars }, encoding: 'utf8', timeout: 15_000,
+  })
+
+  it('an ADMIN_SOCKET naming a regular file leaves it alone (exit 78); a socket path too long for a unix socket is refused (exit 78)', () => {
+    const cache = tmp()
+    const precious = join(cache, 'precious.txt')
+    writeFileSync(precious, 'data')
+    const r = run({ CACHE_DIR: cache, ADMIN_SOCKET: precious })
+    expect(r.status, r.stderr).toBe(78)
+    expect(r.stderr.trim()).toMatch(/^loader: configuration error: ADMIN_SOCKET: .*precious\.txt exists and is not a socket/)
+    expect(readFileSync(precious, 'utf8')).toBe('data')
+    const long = join(tmp(), 'c'.repeat(100))
+    mkdirSync(long)
+    const l = run({ CACHE_DIR: long })
+    expect(l.status, l.stderr).toBe(78)
+    expect(l.stderr.trim()).toMatch(/^loader: configuration error: ADMIN_SOCKET: the admin socket's path is longer than 107 bytes/)
+  })
+
+  it('a second loader on the same CACHE_DIR stops before touching the first one\'s state; after a SIGKILL the lock is taken over', async () => {
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120' })
+    await deployHealth(p, 1, 'one', ['trial'])
+    const state = () => readFileSync(join(p.cacheDir, 'functions/state.json'), 'utf8')
+    const journalBefore = readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')
+    const before = state()
+    mkdirSync(join(p.cacheDir, 'tmp/releases/marker-staged'), { recursive: true })
+    const second = run({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(second.status).toBe(1)
+    expect(second.stderr).toMatch(new RegExp(`CACHE_DIR: .* is in use by another loader \\(pid ${p.child.pid}`))
+    expect(state()).toBe(before)
+    expect(readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')).toBe(journalBefore)
+    expect(readdirSync(join(p.cacheDir, 'tmp/releases'))).toEqual(['marker-staged'])
+    expect(await health(p)).toMatchObject({ status: 200, body: { version: 'one' } })
+    await p.stop('SIGKILL')
+    const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(await health(q)).toMatchObject({ status: 200 })
+    expect(readFileSync(join(p.cacheDir, 'loader.lock'), 'utf8').trim()).toBe(String(q.child.pid))
+  })
+})
