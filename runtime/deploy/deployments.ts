@@ -76,10 +76,12 @@ export function createDeployer(ctx: DeployContext) {
   async function reject(dep: Deployment, reason: string, names: string[] = []) {
     dep.reason = reason
     event(dep, 'rejected', reason)
-    const unverified = (names.length ? names : [null]).map((name) => ({ name, version: null, sha256: null, keyId: null }))
-    for (const f of dep.functions.length ? dep.functions : unverified) {
-      await journal({ event: 'rejected', deployment: dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
-    }
+    // One line per refused deployment (a body naming many functions writes one line, not one each):
+    // the function is the one the reason names, or the only one, else null.
+    const named = dep.functions.length ? dep.functions.map((f) => f.name) : names
+    const name = named.find((n) => reason.startsWith(`${n}:`)) ?? (named.length === 1 ? named[0] : null)
+    const f = dep.functions.find((x) => x.name === name)
+    await journal({ event: 'rejected', deployment: dep.id, function: name, version: f?.version ?? null, sha256: f?.sha256 ?? null, keyId: f?.keyId ?? null, reason })
   }
 
   /** §4.1–2: import, self-test, store, pointers, swap. */

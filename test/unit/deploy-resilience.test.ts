@@ -11,6 +11,7 @@ import { parseConfig } from '../../runtime/config'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
 import { createDeployer } from '../../runtime/deploy/deployments'
+import { createJournal, verifyChain } from '../../runtime/deploy/journal'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
 import { ReleaseSchema } from '../../runtime/deploy/release'
 import { loadAtStart } from '../../runtime/deploy/startup'
@@ -270,5 +271,36 @@ describe('the rollback route', () => {
     const r = await app.request(url, { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
     expect(r.status).toBe(413)
     expect((await app.request(url, { method: 'POST', body: '{}' })).status).toBe(404)
+  })
+})
+
+describe('the journal', () => {
+  it('a line cut by a crash is reported as a torn tail, and the chain goes on after it', async () => {
+    const root = tmp()
+    const j = createJournal(root)
+    for (const event of ['received', 'trial', 'committed'] as const) await j.append({ event, function: 'probe' })
+    const whole = readFileSync(j.path, 'utf8')
+    writeFileSync(j.path, whole.slice(0, -40))
+    expect(verifyChain(await j.read())).toEqual({ intact: true, torn: [3], tornTail: true })
+    const reopened = createJournal(root)
+    await reopened.append({ event: 'received', function: 'probe' })
+    await reopened.append({ event: 'rejected', function: 'probe' })
+    expect(verifyChain(await reopened.read())).toEqual({ intact: true, torn: [3] })
+    const lines = (await reopened.read()).trim().split('\n')
+    expect(lines).toHaveLength(5)
+    // An edited whole line still breaks it.
+    lines[3] = lines[3].replace('"received"', '"rejected"')
+    expect(verifyChain(lines.join('\n') + '\n')).toEqual({ intact: false, brokenAt: 5 })
+  })
+
+  it('one refused request naming many functions writes one rejected line', async () => {
+    const d = await deployer()
+    const parts = new Map<string, Uint8Array>()
+    for (let i = 0; i < 50; i++) for (const f of ['release.json', 'release.sig', 'mjs']) parts.set(`n${i}.${f}`, Buffer.from('x'))
+    const before = (await d.ctx.journal.read()).split('\n').length
+    await expect(d.d.submit(parts)).rejects.toMatchObject({ status: 422 })
+    const lines = (await d.ctx.journal.read()).trim().split('\n').slice(before - 1).map((l) => JSON.parse(l))
+    expect(lines.filter((l) => l.event === 'rejected')).toHaveLength(1)
+    expect(lines.at(-1)).toMatchObject({ event: 'rejected', function: 'n0' })
   })
 })
