@@ -52,7 +52,8 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
 export const IMPORT_MS = 10_000
 
 /** A function's pointers, the factory ones when nothing was deployed to it. */
-export const pointerOf = (ctx: DeployContext, name: string): Pointer => ctx.pointers[name] ?? factoryPointer()
+export const pointerOf = (ctx: DeployContext, name: string): Pointer =>
+  (Object.hasOwn(ctx.pointers, name) ? ctx.pointers[name] : undefined) ?? factoryPointer()
 
 /** Imports the factory artifact of `name` after its sha256 check. */
 export async function loadFactory(ctx: DeployContext, name: string, manifest?: Manifest): Promise<LoadedFunction> {

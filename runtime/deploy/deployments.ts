@@ -10,7 +10,7 @@ import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import type { JournalInput } from './journal'
 import type { Pointer, Pointers, Ref } from './pointer'
 import { prepareRelease } from './prepare'
-import { Refused, type Release } from './release'
+import { FUNCTION_NAME, Refused, type Release } from './release'
 import type { ReleaseFiles } from './verify'
 
 export type DeploymentState = 'verifying' | 'trial' | 'committed' | 'rolled_back' | 'rejected'
@@ -274,7 +274,7 @@ export function createDeployer(ctx: DeployContext) {
           return pointerOf(ctx, name)
         }
         const p = pointerOf(ctx, name)
-        if (!ctx.pointers[name] && !runtime!.functions().some((f) => f.info.name === name)) throw new Refused(`no function named ${name}`, 404)
+        if (!FUNCTION_NAME.test(name) || (!Object.hasOwn(ctx.pointers, name) && !runtime!.functions().some((f) => f.info.name === name))) throw new Refused(`no function named ${name}`, 404)
         const target = version ?? p.previous
         if (target === null) throw new Refused(`${name}: there is no previous release to roll back to`, 409)
         const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'

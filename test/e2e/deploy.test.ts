@@ -8,6 +8,7 @@ import { httpsFetch } from '../helpers/tls'
 import { freePort, ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
 import { post, startStack, type Stack } from '../helpers/stack'
 import { SALTS } from '../helpers/vectors'
+import { makeRelease } from '../../scripts/release-files'
 import {
   admin, HEALTH_ROUTES, healthArtifact, keyPair, plainArtifact, push, releaseParts, selfSignedCert, socketOf, tempDir, until,
 } from '../helpers/deploy'
@@ -445,5 +446,29 @@ describe('the admin socket and the CACHE_DIR are the loader\'s own', () => {
     const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(await health(q)).toMatchObject({ status: 200 })
     expect(readFileSync(join(p.cacheDir, 'loader.lock'), 'utf8').trim()).toBe(String(q.child.pid))
+  })
+})
+
+describe('the deploy tool\'s exit codes', () => {
+  it('2: a missing --token-file, one line, no stack; 3: no device; 4: no end state within --timeout', async () => {
+    const rel = tmp()
+    const artifact = healthArtifact('slow', { extra: 'async selfTest() { await new Promise(() => {}) },' })
+    const { json, sig } = makeRelease({ name: 'health', artifact, routes: HEALTH_ROUTES, version: 1, key: key.privateKey })
+    mkdirSync(join(rel, 'health-1'))
+    writeFileSync(join(rel, 'health-1/health.mjs'), artifact)
+    writeFileSync(join(rel, 'health-1/release.json'), json)
+    writeFileSync(join(rel, 'health-1/release.sig'), sig)
+    const deploy = (...args: string[]) => spawnSync(process.execPath, [TSX, join(ROOT, 'scripts/deploy.ts'), 'health', '--releases', rel, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '1' })
+    const to = `unix://${join(p.cacheDir, 'admin.sock')}`
+    const noToken = deploy('--to', to, '--token-file', '/nonexistent/token')
+    expect(noToken.status).toBe(2)
+    expect(noToken.stderr.trim()).toBe('deploy: --token-file: cannot read /nonexistent/token (ENOENT)')
+    const noDevice = deploy('--to', 'unix:///nonexistent/admin.sock')
+    expect(noDevice.status).toBe(3)
+    expect(noDevice.stderr).toMatch(/^deploy: cannot reach unix:\/\/\/nonexistent\/admin\.sock/)
+    const slow = deploy('--to', to, '--timeout', '2')
+    expect(slow.status, slow.stderr).toBe(4)
+    expect(slow.stderr).toMatch(/no end state within 2 s/)
   })
 })

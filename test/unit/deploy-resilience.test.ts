@@ -304,3 +304,15 @@ describe('the journal', () => {
     expect(lines.at(-1)).toMatchObject({ event: 'rejected', function: 'n0' })
   })
 })
+
+describe('function names are looked up as own keys', () => {
+  it('a release named constructor gets its own pointers; __proto__ and constructor are no function before', async () => {
+    const d = await deployer({ DEPLOY_TRIAL_S: '60' })
+    for (const name of ['constructor', '__proto__', 'toString']) await expect(d.d.rollback(name)).rejects.toMatchObject({ status: 404 })
+    const routes = [{ method: 'GET', path: '/ctor', body: 'none' }] as RouteDef[]
+    const dep = await d.d.submit(partsOf('constructor', 1, artifactOf('constructor', 'c1', routes), routes))
+    expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
+    expect(d.onDisk().constructor).toMatchObject({ active: 1, previous: 'factory', highest: 1 })
+    await expect(d.d.rollback('constructor')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
