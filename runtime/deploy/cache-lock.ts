@@ -36,7 +36,7 @@ export function lockCacheDir(env: Env): void {
         env.warnings.push(warning)
         return
       }
-      const pid = Number(readFileSync(path, 'utf8').trim())
+      const pid = Number(readFileSync(path, 'utf8').trim() || 0)
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
         throw new CacheDirInUse(`CACHE_DIR: ${resolve(env.config.CACHE_DIR)} is in use by another loader (pid ${pid}, ${path}); if no loader runs there, remove that file`)
       }
@@ -45,9 +45,16 @@ export function lockCacheDir(env: Env): void {
     }
     try {
       writeSync(fd, `${process.pid}\n`)
-    } finally {
+    } catch (e) {
+      // A full volume: an empty lock would read as stale to the next loader anyway.
       closeSync(fd)
+      rmSync(path, { force: true })
+      const warning = `cannot write ${path} (${(e as Error).message}): a second loader on this CACHE_DIR would not be noticed`
+      env.log.warn(warning)
+      env.warnings.push(warning)
+      return
     }
+    closeSync(fd)
     process.once('exit', () => {
       try {
         if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, { force: true })

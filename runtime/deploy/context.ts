@@ -39,7 +39,8 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
       env.log.warn(reason)
       env.warnings.push(reason)
       await bestEffort(env, 'the journal append', () => journal.append({ event: 'fallback_at_start', reason }))
-      for (const name of await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name))) {
+      const names = await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name), () => [])
+      for (const name of names) {
         const versions = (await store.list(name)).map((r) => r.version)
         if (versions.length) pointers[name] = { ...factoryPointer(), highest: Math.max(...versions) }
       }

@@ -10,6 +10,7 @@ import type { Env, RouteDef } from '../../shared/contract/function'
 import { parseConfig } from '../../runtime/config'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
+import { lockCacheDir } from '../../runtime/deploy/cache-lock'
 import { createDeployer } from '../../runtime/deploy/deployments'
 import { createJournal, verifyChain } from '../../runtime/deploy/journal'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
@@ -314,5 +315,18 @@ describe('function names are looked up as own keys', () => {
     expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
     expect(d.onDisk().constructor).toMatchObject({ active: 1, previous: 'factory', highest: 1 })
     await expect(d.d.rollback('constructor')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('the CACHE_DIR lock', () => {
+  it('a live pid holds it; an empty or dead one is stale and taken over', () => {
+    const cache = tmp()
+    const lock = join(cache, 'loader.lock')
+    writeFileSync(lock, `${process.ppid}\n`)
+    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.ppid}\n`)
+    writeFileSync(lock, '')
+    lockCacheDir(envOf(cache))
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`)
   })
 })
