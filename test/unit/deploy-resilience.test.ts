@@ -196,6 +196,14 @@ describe('the store after a crash or a full disk', () => {
     expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
   })
 
+  it('a move into the store that fails leaves nothing in the staging area', async () => {
+    const d = await deployer()
+    d.ctx.store.commit = () => Promise.reject(new Error('EIO: i/o error'))
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['rejected', 'trial'])).toBe('rejected')
+    expect(readdirSync(join(d.ctx.store.root, '..', 'tmp/releases'))).toEqual([])
+  })
+
   it('a stage that fails part way leaves nothing in the staging area', async () => {
     const ctx = await createContext(envOf(tmp()), keys, emptyFactory())
     const bad = { artifact: Buffer.from('x'), json: Buffer.from('{}'), sig: undefined as unknown as Buffer }
