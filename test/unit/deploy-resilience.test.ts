@@ -152,14 +152,18 @@ describe('state.json and memory stay in step', () => {
     expect(await until(again.id, ['rejected', 'committed'])).toBe('committed')
   })
 
-  it('a failed write at commit still ends the trial; the next deployment is taken and writes the pointers', async () => {
+  it('a failed write at commit still ends the trial, is retried, and the next deployment is taken', async () => {
     const { ctx, d, faults, until, onDisk } = await deployer()
     const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
     expect(await until(dep.id, ['trial'])).toBe('trial')
     faults.pointers = true
     expect(await until(dep.id, ['committed', 'rolled_back'])).toBe('committed')
     expect(ctx.pointers.probe).toMatchObject({ active: 1, lastKnownGood: 1, trial: null })
+    expect(onDisk().probe.trial).not.toBeNull()
     faults.pointers = false
+    // The failed write is retried (every 5 s) without waiting for another deployment.
+    for (let i = 0; i < 160 && onDisk().probe.trial !== null; i++) await sleep(50)
+    expect(onDisk().probe).toMatchObject({ active: 1, lastKnownGood: 1, trial: null })
     const next = await d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))
     expect(await until(next.id, ['committed', 'rejected'])).toBe('committed')
     expect(onDisk().probe).toMatchObject({ active: 2, previous: 1, lastKnownGood: 2, trial: null })
