@@ -1,7 +1,6 @@
-// Reads dist/manifest.json and imports each function artifact after checking its sha256.
-import { createHash } from 'node:crypto'
+// Reads dist/manifest.json and imports a function artifact after its sha256 check.
 import { readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FunctionInfo, LoaderFunction, RouteDef } from '../shared/contract/function'
 
@@ -34,30 +33,6 @@ export async function readManifest(dir: string): Promise<Manifest> {
   return m
 }
 
-/**
- * Loads every function of the manifest, reusing `previous` modules whose sha256 did not
- * change. An artifact whose bytes do not match its manifest entry is an error (a half
- * written redeploy): the caller keeps the functions it had.
- */
-export async function loadFunctions(dir: string, previous: LoadedFunction[] = []): Promise<LoadedFunction[]> {
-  const manifest = await readManifest(dir)
-  const out: LoadedFunction[] = []
-  for (const entry of manifest.functions) {
-    const same = previous.find((p) => p.info.name === entry.name && p.info.sha256 === entry.sha256)
-    if (same) {
-      out.push(same)
-      continue
-    }
-    const file = resolve(dir, entry.file)
-    const bytes = await readFile(file)
-    const sha256 = createHash('sha256').update(bytes).digest('hex')
-    if (sha256 !== entry.sha256) throw new Error(`${entry.file}: sha256 ${sha256} does not match the manifest`)
-    const mod = await importArtifact(file, sha256, entry.name)
-    out.push({ mod, info: { name: entry.name, sha256, bytes: entry.bytes, loadedAt: new Date().toISOString(), routes: mod.routes } })
-  }
-  return out
-}
-
 // Node caches a module by URL, a failed evaluation too: a URL whose import failed is never
 // asked again, the next attempt gets a fresh one, so a transient failure is not kept for good.
 const failedImports = new Map<string, number>()
@@ -65,18 +40,27 @@ const failedImports = new Map<string, number>()
 /**
  * Imports the artifact at `file` (whose bytes hash to `sha256`) and checks that its default export
  * is the function `name`. Unchanged bytes reuse the module already imported; a failed attempt is
- * not cached.
+ * not cached. With `limitMs`, an import that has not settled by then fails (its module stays
+ * pending in memory and is never asked again). A synchronous endless loop at import cannot be
+ * bounded this way: it blocks the one thread the timer would need (only a worker or a child
+ * process could; the loader does not sandbox functions, the release signature is the trust).
  */
-export async function importArtifact(file: string, sha256: string, name: string): Promise<LoaderFunction> {
+export async function importArtifact(file: string, sha256: string, name: string, limitMs?: number): Promise<LoaderFunction> {
   const base = `${pathToFileURL(file).href}?sha256=${sha256}`
   const failures = failedImports.get(base) ?? 0
   const url = failures ? `${base}&attempt=${failures}` : base
   let mod: LoaderFunction
+  let timer: NodeJS.Timeout | undefined
   try {
-    mod = (await import(url)).default as LoaderFunction
+    const imported = import(url) as Promise<{ default: LoaderFunction }>
+    mod = (limitMs === undefined ? await imported : await Promise.race([imported, new Promise<never>((_, fail) => {
+      timer = setTimeout(() => fail(new Error(`the import did not settle in ${limitMs} ms`)), limitMs)
+    })])).default
   } catch (e) {
     failedImports.set(base, failures + 1)
     throw e
+  } finally {
+    clearTimeout(timer)
   }
   if (!mod || typeof mod.fetch !== 'function' || mod.name !== name || !Array.isArray(mod.routes)) {
     throw new Error(`${file}: default export is not the function ${name}`)

@@ -2,14 +2,15 @@
 // a stale socket replaced) and, only with TLS and ADMIN_TOKEN, on ADMIN_PORT. Never on the callers'
 // port; the callers' token does not open it. Errors are problem+json.
 import { createAdaptorServer } from '@hono/node-server'
-import { chmod, rm, stat } from 'node:fs/promises'
+import { chmod, lstat, rm } from 'node:fs/promises'
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, type Server as NetServer } from 'node:net'
-import { join, resolve } from 'node:path'
 import type { TlsListener } from '../tls'
 import { Hono } from 'hono'
 import * as v from 'valibot'
+import { adminSocketPath } from '../../shared/contract/config'
 import { HttpError, isHttpError, problemResponse } from '../../shared/contract/http-error'
+import { ConfigError } from '../config'
 import { errorSummary } from '../app'
 import { callerTokenMatches } from '../middleware/caller-token'
 import type { LoadedFunction } from '../registry'
@@ -21,6 +22,30 @@ import { Refused } from './release'
 import { readParts } from './multipart'
 
 const RollbackBody = v.object({ version: v.optional(v.union([v.pipe(v.number(), v.integer(), v.minValue(1)), v.literal('factory')])) })
+
+/** The largest rollback body read: `{"version": …}` needs a few bytes. */
+const ROLLBACK_BODY_MAX_BYTES = 4096
+
+/** Reads a small body as text; more than `max` bytes (declared or sent) is a 413. */
+async function readBounded(request: Request, max: number): Promise<string> {
+  const tooLarge = () => new HttpError(413, `the body is larger than ${max} bytes`)
+  if (Number(request.headers.get('content-length') ?? 0) > max) throw tooLarge()
+  if (!request.body) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  const reader = request.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
 
 /** The admin app; `token` set: every request needs `Authorization: Bearer <ADMIN_TOKEN>`. */
 export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: () => LoadedFunction[], token?: string) {
@@ -49,7 +74,7 @@ export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: 
     return c.json(dep)
   })
   app.post('/admin/functions/:name/rollback', async (c) => {
-    const text = await c.req.text()
+    const text = await readBounded(c.req.raw, ROLLBACK_BODY_MAX_BYTES)
     let body: unknown = {}
     try {
       body = text.trim() ? JSON.parse(text) : {}
@@ -86,8 +111,11 @@ const socketAnswers = (path: string) => new Promise<boolean>((ok) => {
 /** `app` serves the unix socket; `tokenApp` (the same routes behind ADMIN_TOKEN) serves ADMIN_PORT. */
 export async function listenAdmin(ctx: DeployContext, app: Hono, tokenApp?: Hono, tls?: TlsListener): Promise<{ socket: string; port?: number; close(): Promise<void> }> {
   const cfg = ctx.env.config
-  const socket = resolve(cfg.ADMIN_SOCKET ?? join(cfg.CACHE_DIR, 'admin.sock'))
-  if (await stat(socket).then(() => true, () => false)) {
+  const socket = adminSocketPath(cfg)
+  const found = await lstat(socket).catch(() => undefined)
+  if (found) {
+    // Only a socket is replaced (a stale one); any other file there is the operator's, never removed.
+    if (!found.isSocket()) throw new ConfigError('ADMIN_SOCKET', `${socket} exists and is not a socket; it is left alone: name a free path`)
     if (await socketAnswers(socket)) throw new Error(`ADMIN_SOCKET: ${socket} is in use by another process`)
     await rm(socket, { force: true })
   }

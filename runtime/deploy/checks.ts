@@ -39,16 +39,24 @@ export function checkDeployment(ctx: DeployContext, files: Map<string, ReleaseFi
     if (r.version <= highest) throw new Refused(`${name}: version ${r.version} is not above ${highest}, the highest this device accepted (a downgrade goes through rollback)`)
     releases.set(name, r)
   }
+  checkRoutes(new Map([...releases].map(([name, r]) => [name, r.routes])), running)
+  return releases
+}
+
+/**
+ * Throws Refused when a route of the functions in `next` (name → routes) is served by another
+ * running function not replaced by `next`, or by two of `next`.
+ */
+export function checkRoutes(next: Map<string, readonly RouteDef[]>, running: LoadedFunction[]): void {
   const owner = new Map<string, string>()
   for (const f of running) {
-    if (!releases.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
+    if (!next.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
   }
-  for (const [name, r] of releases) {
-    for (const route of r.routes) {
+  for (const [name, routes] of next) {
+    for (const route of routes) {
       const other = owner.get(routeKey(route))
       if (other && other !== name) throw new Refused(`${name}: route ${routeKey(route)} is already served by ${other}`)
       owner.set(routeKey(route), name)
     }
   }
-  return releases
 }

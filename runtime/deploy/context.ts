@@ -4,8 +4,9 @@ import { join, resolve } from 'node:path'
 import type { Env } from '../../shared/contract/function'
 import { importArtifact, readManifest, type LoadedFunction, type Manifest } from '../registry'
 import { createJournal, type Journal } from './journal'
+import { bestEffort } from './best-effort'
 import { createPointerFile, factoryPointer, type Pointer, type PointerFile, type Pointers, type Ref } from './pointer'
-import { Refused, signedRoutes } from './release'
+import { Refused, sameRoutes } from './release'
 import { artifactFile, createStore, type Store } from './store'
 import { sha256Hex, verifyRelease, type ReleaseKey } from './verify'
 
@@ -24,7 +25,7 @@ export interface DeployContext {
 /** Opens the store, the pointer file and the journal under CACHE_DIR. */
 export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: string): Promise<DeployContext> {
   const store = createStore(resolve(env.config.CACHE_DIR))
-  await store.init()
+  await bestEffort(env, 'preparing the release store', () => store.init())
   const pointerFile = createPointerFile(store.root)
   const journal = createJournal(store.root)
   let pointers: Pointers = {}
@@ -37,8 +38,9 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
       const reason = `${pointerFile.path} is unreadable (${e instanceof Error ? e.message : String(e)}): the factory set runs`
       env.log.warn(reason)
       env.warnings.push(reason)
-      await journal.append({ event: 'fallback_at_start', reason })
-      for (const name of await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name))) {
+      await bestEffort(env, 'the journal append', () => journal.append({ event: 'fallback_at_start', reason }))
+      const names = await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name), () => [])
+      for (const name of names) {
         const versions = (await store.list(name)).map((r) => r.version)
         if (versions.length) pointers[name] = { ...factoryPointer(), highest: Math.max(...versions) }
       }
@@ -47,8 +49,12 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
   return { env, keys, factoryDir: resolve(factoryDir), store, pointerFile, pointers, journal }
 }
 
+/** How long one candidate's import may take at start or on a rollback before the next one is tried. */
+export const IMPORT_MS = 10_000
+
 /** A function's pointers, the factory ones when nothing was deployed to it. */
-export const pointerOf = (ctx: DeployContext, name: string): Pointer => ctx.pointers[name] ?? factoryPointer()
+export const pointerOf = (ctx: DeployContext, name: string): Pointer =>
+  (Object.hasOwn(ctx.pointers, name) ? ctx.pointers[name] : undefined) ?? factoryPointer()
 
 /** Imports the factory artifact of `name` after its sha256 check. */
 export async function loadFactory(ctx: DeployContext, name: string, manifest?: Manifest): Promise<LoadedFunction> {
@@ -59,7 +65,7 @@ export async function loadFactory(ctx: DeployContext, name: string, manifest?: M
   const bytes = await readFile(file)
   const sha256 = sha256Hex(bytes)
   if (sha256 !== entry.sha256) throw new Refused(`${name}: the factory artifact's sha256 ${sha256} does not match its manifest`)
-  const mod = await importArtifact(file, sha256, name)
+  const mod = await importArtifact(file, sha256, name, IMPORT_MS)
   return { mod, info: { name, sha256, bytes: bytes.length, loadedAt: new Date().toISOString(), routes: mod.routes, version: 'factory', source: 'factory' } }
 }
 
@@ -69,8 +75,8 @@ export async function loadStored(ctx: DeployContext, name: string, version: numb
   if (!dir) throw new Refused(`${name}: release ${version} is not on the device`)
   const r = verifyRelease(await ctx.store.read(name, dir), ctx.keys, name)
   if (r.version !== version) throw new Refused(`${name}: the folder of release ${version} holds release ${r.version}`)
-  const mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name)
-  if (JSON.stringify(signedRoutes(mod.routes)) !== JSON.stringify(r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
+  const mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name, IMPORT_MS)
+  if (!sameRoutes(mod.routes, r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
   return { mod, info: { name, sha256: r.sha256, bytes: r.bytes, loadedAt: new Date().toISOString(), routes: mod.routes, version, source: 'store' } }
 }
 

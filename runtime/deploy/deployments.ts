@@ -5,12 +5,12 @@ import { randomUUID } from 'node:crypto'
 import { errorSummary } from '../app'
 import type { LoadedFunction } from '../registry'
 import type { Runtime } from '../server'
-import { checkDeployment, releasesOf, type Parts } from './checks'
+import { checkDeployment, checkRoutes, releasesOf, type Parts } from './checks'
 import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import type { JournalInput } from './journal'
-import type { Pointer, Ref } from './pointer'
+import type { Pointer, Pointers, Ref } from './pointer'
 import { prepareRelease } from './prepare'
-import { Refused, type Release } from './release'
+import { FUNCTION_NAME, Refused, type Release } from './release'
 import type { ReleaseFiles } from './verify'
 
 export type DeploymentState = 'verifying' | 'trial' | 'committed' | 'rolled_back' | 'rejected'
@@ -25,6 +25,8 @@ export interface Deployment {
 }
 
 const KEPT_DEPLOYMENTS = 100
+/** How often a failed state.json write after a commit or a trial rollback is tried again. */
+const POINTER_RETRY_MS = 5_000
 
 /** The deployments of one runtime. */
 export function createDeployer(ctx: DeployContext) {
@@ -74,10 +76,12 @@ export function createDeployer(ctx: DeployContext) {
   async function reject(dep: Deployment, reason: string, names: string[] = []) {
     dep.reason = reason
     event(dep, 'rejected', reason)
-    const unverified = (names.length ? names : [null]).map((name) => ({ name, version: null, sha256: null, keyId: null }))
-    for (const f of dep.functions.length ? dep.functions : unverified) {
-      await journal({ event: 'rejected', deployment: dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
-    }
+    // One line per refused deployment (a body naming many functions writes one line, not one each):
+    // the function is the one the reason names, or the only one, else null.
+    const named = dep.functions.length ? dep.functions.map((f) => f.name) : names
+    const name = named.find((n) => reason.startsWith(`${n}:`)) ?? (named.length === 1 ? named[0] : null)
+    const f = dep.functions.find((x) => x.name === name)
+    await journal({ event: 'rejected', deployment: dep.id, function: name, version: f?.version ?? null, sha256: f?.sha256 ?? null, keyId: f?.keyId ?? null, reason })
   }
 
   /** §4.1–2: import, self-test, store, pointers, swap. */
@@ -85,22 +89,31 @@ export function createDeployer(ctx: DeployContext) {
     const staged = new Map<string, string>()
     const loaded = new Map<string, LoadedFunction>()
     try {
+      // Checked again here: a rollback run between the checks and this job may have taken a route.
+      checkRoutes(new Map([...releases].map(([name, r]) => [name, r.routes])), runtime!.functions())
       for (const [name, f] of files) staged.set(name, await ctx.store.stage(name, f))
       for (const [name, r] of releases) loaded.set(name, await prepareRelease(env, staged.get(name)!, r))
     } catch (e) {
       for (const dir of staged.values()) await ctx.store.discard(dir)
       return reject(dep, e instanceof Error ? e.message : String(e))
     }
-    for (const [name, r] of releases) await ctx.store.commit(staged.get(name)!, r)
+    try {
+      for (const [name, r] of releases) await ctx.store.commit(staged.get(name)!, r)
+    } finally {
+      // What was not renamed into the store (a failure part way) does not stay in the staging area.
+      for (const dir of staged.values()) await ctx.store.discard(dir).catch(() => {})
+    }
     const since = new Date().toISOString()
     const before = new Map<string, LoadedFunction | undefined>()
+    const next = { ...ctx.pointers }
     for (const [name, r] of releases) {
       const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { active: r.version, previous: p.active, lastKnownGood: p.lastKnownGood, highest: r.version,
+      next[name] = { active: r.version, previous: p.active, lastKnownGood: p.lastKnownGood, highest: r.version,
         trial: { deployment: dep.id, since, restorePrevious: p.previous } }
       before.set(name, runtime!.functions().find((f) => f.info.name === name))
     }
-    await savePointers(ctx)
+    // Written first, then kept: a failed write leaves memory, disk and the running code as they were.
+    await writePointers(next)
     for (const f of dep.functions) await journal({ event: 'trial', deployment: dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
     await swapIn(loaded)
     const errors = new Map([...releases.keys()].map((n) => [n, [] as number[]]))
@@ -114,16 +127,21 @@ export function createDeployer(ctx: DeployContext) {
     const t = trial
     if (!t || t.done) return
     t.done = true
-    for (const name of t.errors.keys()) {
-      const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { ...p, lastKnownGood: p.active, trial: null }
+    try {
+      const next = { ...ctx.pointers }
+      for (const name of t.errors.keys()) {
+        const p = pointerOf(ctx, name)
+        next[name] = { ...p, lastKnownGood: p.active, trial: null }
+      }
+      ctx.pointers = next
+      await saveOrRetry('the commit')
+      for (const f of t.loaded) f.info.trial = false
+      for (const f of t.dep.functions) await journal({ event: 'committed', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
+      event(t.dep, 'committed', 'the trial window ended without too many errors')
+    } finally {
+      if (trial === t) trial = undefined
+      if (current === t.dep) current = undefined
     }
-    await savePointers(ctx)
-    for (const f of t.loaded) f.info.trial = false
-    for (const f of t.dep.functions) await journal({ event: 'committed', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId })
-    trial = undefined
-    current = undefined
-    event(t.dep, 'committed', 'the trial window ended without too many errors')
     for (const name of t.errors.keys()) {
       const p = pointerOf(ctx, name)
       const keep = new Set([p.active, p.previous, p.lastKnownGood].filter((r): r is number => typeof r === 'number'))
@@ -138,18 +156,57 @@ export function createDeployer(ctx: DeployContext) {
     if (!t || t.done) return
     t.done = true
     clearTimeout(t.timer)
-    for (const name of t.errors.keys()) {
-      const p = pointerOf(ctx, name)
-      ctx.pointers[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial?.restorePrevious ?? null, trial: null }
+    try {
+      // The old code serves first; then the pointers say so (a failed write is retried: until then a
+      // restart finds the trial set and rolls it back the same way).
+      await swapIn(t.before)
+      for (const f of t.loaded) f.info.trial = false
+      const next = { ...ctx.pointers }
+      for (const name of t.errors.keys()) {
+        const p = pointerOf(ctx, name)
+        next[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial?.restorePrevious ?? null, trial: null }
+      }
+      ctx.pointers = next
+      await saveOrRetry('the trial rollback')
+      for (const f of t.dep.functions) await journal({ event: 'rolled_back', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
+      t.dep.reason = reason
+      event(t.dep, 'rolled_back', reason)
+    } finally {
+      if (trial === t) trial = undefined
+      if (current === t.dep) current = undefined
     }
-    await savePointers(ctx)
-    await swapIn(t.before)
-    for (const f of t.loaded) f.info.trial = false
-    for (const f of t.dep.functions) await journal({ event: 'rolled_back', deployment: t.dep.id, function: f.name, version: f.version, sha256: f.sha256, keyId: f.keyId, reason })
-    t.dep.reason = reason
-    trial = undefined
-    current = undefined
-    event(t.dep, 'rolled_back', reason)
+  }
+
+  /** Writes `next` to state.json, then makes it the in-memory copy; a failed write changes nothing (503). */
+  async function writePointers(next: Pointers) {
+    try {
+      await ctx.pointerFile.write(next)
+    } catch (e) {
+      throw new Refused(`cannot write ${ctx.pointerFile.path} (${e instanceof Error ? e.message : String(e)}): nothing was changed`, 503)
+    }
+    ctx.pointers = next
+  }
+
+  /**
+   * Writes the in-memory pointers after a change that already happened (a commit, a trial rolled
+   * back); a failed write is logged and retried until one succeeds (any later write carries it too).
+   */
+  let retrying: NodeJS.Timeout | undefined
+  async function saveOrRetry(what: string) {
+    try {
+      await savePointers(ctx)
+    } catch (e) {
+      env.log.error({ err: errorSummary(e) }, `${what}: writing ${ctx.pointerFile.path} failed; retrying every ${POINTER_RETRY_MS / 1000} s`)
+      if (retrying) return
+      const again = () => {
+        retrying = setTimeout(() => void exclusive(() => savePointers(ctx)).then(() => {
+          retrying = undefined
+          env.log.info(`${ctx.pointerFile.path} written`)
+        }, again), POINTER_RETRY_MS)
+        retrying.unref()
+      }
+      again()
+    }
   }
 
   return {
@@ -210,18 +267,21 @@ export function createDeployer(ctx: DeployContext) {
       return exclusive(async () => {
         off()
         if (trial && !trial.done && trial.errors.has(name)) {
+          if (version !== undefined) {
+            throw new Refused(`${name}: deployment ${trial.dep.id} is on trial; a rollback now takes the whole deployment back to the code before it: ask without a version, then for ${version}`, 409)
+          }
           await rollBackTrial(`rollback of ${name} requested during the trial`)
           return pointerOf(ctx, name)
         }
         const p = pointerOf(ctx, name)
-        if (!ctx.pointers[name] && !runtime!.functions().some((f) => f.info.name === name)) throw new Refused(`no function named ${name}`, 404)
+        if (!FUNCTION_NAME.test(name) || (!Object.hasOwn(ctx.pointers, name) && !runtime!.functions().some((f) => f.info.name === name))) throw new Refused(`no function named ${name}`, 404)
         const target = version ?? p.previous
         if (target === null) throw new Refused(`${name}: there is no previous release to roll back to`, 409)
         const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'
         if (target === running) throw new Refused(`${name}: ${target} is already running`, 409)
         const fn = await loadRef(ctx, name, target)
-        ctx.pointers[name] = { ...p, active: target, previous: p.active, trial: null }
-        await savePointers(ctx)
+        checkRoutes(new Map([[name, fn.mod.routes]]), runtime!.functions())
+        await writePointers({ ...ctx.pointers, [name]: { ...p, active: target, previous: p.active, trial: null } })
         await swapIn(new Map([[name, fn]]))
         await journal({ event: 'rolled_back', function: name, version: target, sha256: fn.info.sha256, reason: `rollback on demand from ${p.active}` })
         env.log.info({ fn: name, from: p.active, to: target }, 'rolled back on demand')

@@ -3,10 +3,10 @@
 import { join } from 'node:path'
 import type { Env } from '../../shared/contract/function'
 import { importArtifact, type LoadedFunction } from '../registry'
-import { Refused, type Release, signedRoutes } from './release'
+import { Refused, type Release, sameRoutes } from './release'
 import { artifactFile } from './store'
 
-/** How long a release's selfTest may run. */
+/** How long a release's import, and then its selfTest, may take (each). */
 export const SELF_TEST_MS = 10_000
 
 /** Imports the release staged in `dir`, checks its routes against the signed ones and runs its selfTest. */
@@ -14,11 +14,11 @@ export async function prepareRelease(env: Env, dir: string, r: Release): Promise
   const name = r.function
   let mod
   try {
-    mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name)
+    mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name, SELF_TEST_MS)
   } catch (e) {
     throw new Refused(`${name}: the artifact failed to import: ${e instanceof Error ? e.message : String(e)}`)
   }
-  if (JSON.stringify(signedRoutes(mod.routes)) !== JSON.stringify(r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
+  if (!sameRoutes(mod.routes, r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
   if (mod.selfTest) {
     let timer: NodeJS.Timeout | undefined
     try {

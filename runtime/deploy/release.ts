@@ -50,3 +50,15 @@ export const releaseDirName = (r: Pick<Release, 'version' | 'sha256'>) => `${r.v
 
 /** A function's routes as a release signs them (and the manifest lists them): without their OpenAPI docs. */
 export const signedRoutes = (routes: readonly RouteDef[]) => routes.map(({ doc: _doc, ...r }) => r)
+
+const Routes = v.array(Route)
+
+/**
+ * True when a module's routes are the signed ones, whatever the key order on either side: both are
+ * read through the release schema (docs and unknown keys dropped, keys in one order) and compared.
+ */
+export function sameRoutes(mine: readonly RouteDef[], signed: Release['routes']): boolean {
+  const a = v.safeParse(Routes, signedRoutes(mine))
+  const b = v.safeParse(Routes, signed)
+  return a.success && b.success && JSON.stringify(a.output) === JSON.stringify(b.output)
+}

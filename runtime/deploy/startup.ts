@@ -4,6 +4,7 @@
 import { errorSummary } from '../app'
 import { readManifest, type LoadedFunction } from '../registry'
 import { loadFactory, loadRef, pointerOf, savePointers, type DeployContext } from './context'
+import { bestEffort } from './best-effort'
 import type { Ref } from './pointer'
 
 const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
@@ -18,9 +19,11 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
   for (const name of names) {
     let p = pointerOf(ctx, name)
     if (p.trial) {
+      const { deployment } = p.trial
+      const version = p.active
       // The process stopped during a trial: the trial failed, the release before it runs.
       const reason = 'the process stopped during the trial'
-      await ctx.journal.append({ event: 'rolled_back', deployment: p.trial.deployment, function: name, version: p.active, reason })
+      await bestEffort(env, 'the journal append', () => ctx.journal.append({ event: 'rolled_back', deployment, function: name, version, reason }))
       env.log.warn({ fn: name, version: p.active }, `deployment ${p.trial.deployment} rolled back at start: ${reason}`)
       p = ctx.pointers[name] = { ...p, active: p.previous ?? p.lastKnownGood, previous: p.trial.restorePrevious, trial: null }
       dirty = true
@@ -45,13 +48,13 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
       const reason = loaded
         ? `${name}: ${failures.join('; ')}; running ${loaded.info.version}`
         : `${name}: no artifact could be loaded (${failures.join('; ')}); its routes are not served`
-      await ctx.journal.append({ event: 'fallback_at_start', function: name, version: loaded?.info.version ?? null, sha256: loaded?.info.sha256 ?? null, reason })
+      await bestEffort(env, 'the journal append', () => ctx.journal.append({ event: 'fallback_at_start', function: name, version: loaded?.info.version ?? null, sha256: loaded?.info.sha256 ?? null, reason }))
       env.log.warn({ fn: name }, `fallback at start: ${reason}`)
       env.warnings.push(`fallback at start: ${reason}`)
     }
     if (loaded) out.push(loaded)
   }
-  if (dirty) await savePointers(ctx)
+  if (dirty) await bestEffort(env, `writing ${ctx.pointerFile.path}`, () => savePointers(ctx))
   return out
 }
 

@@ -2,7 +2,7 @@
 // holding <name>.mjs, release.json and release.sig. A release is staged under CACHE_DIR/tmp/releases,
 // checked, then renamed into place; once there it is never modified (only pruned).
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { releaseDirName, type Release } from './release'
 import type { ReleaseFiles } from './verify'
@@ -26,6 +26,15 @@ export function createStore(cacheDir: string) {
     await writeFile(join(dir, 'release.sig'), files.sig, { mode: 0o600 })
   }
 
+  /** True when the two folders hold the same three files of release `name`. */
+  async function sameFiles(a: string, b: string, name: string): Promise<boolean> {
+    for (const f of [artifactFile(name), 'release.json', 'release.sig']) {
+      const [x, y] = await Promise.all([readFile(join(a, f)).catch(() => null), readFile(join(b, f)).catch(() => null)])
+      if (!x || !y || !x.equals(y)) return false
+    }
+    return true
+  }
+
   return {
     root,
     /** Creates the folders and removes what a crash left in the staging area. */
@@ -37,7 +46,13 @@ export function createStore(cacheDir: string) {
     /** Stages a release's files; returns the staged folder. */
     async stage(name: string, files: ReleaseFiles): Promise<string> {
       const dir = join(staging, `${name}-${randomBytes(6).toString('hex')}`)
-      await writeFiles(dir, name, files)
+      try {
+        await writeFiles(dir, name, files)
+      } catch (e) {
+        // A full disk: nothing of this release stays behind.
+        await rm(dir, { recursive: true, force: true }).catch(() => {})
+        throw e
+      }
       return dir
     },
     /** Renames a staged release into its final place; returns that folder. */
@@ -45,6 +60,16 @@ export function createStore(cacheDir: string) {
       const parent = join(root, r.function)
       await mkdir(parent, { recursive: true, mode: 0o700 })
       const dir = join(parent, releaseDirName(r))
+      // A folder already there was renamed in by an activation that never wrote its pointers (a
+      // crash, a failed write): its version is above every pointer, so nothing runs it. The same
+      // bytes are reused; anything else is replaced.
+      if (await stat(dir).then(() => true, () => false)) {
+        if (await sameFiles(dir, staged, r.function)) {
+          await rm(staged, { recursive: true, force: true })
+          return dir
+        }
+        await rm(dir, { recursive: true, force: true })
+      }
       await rename(staged, dir)
       return dir
     },

@@ -1,8 +1,15 @@
 // The loader's configuration: one valibot schema over the environment (runtime/config.ts parses it once at start).
 import { createPublicKey } from 'node:crypto'
+import { join, resolve } from 'node:path'
 import * as v from 'valibot'
 
 const GiB = 1024 ** 3
+
+/** The longest path a unix socket can be bound to (sun_path holds 108 bytes with the final NUL). */
+export const UNIX_PATH_MAX = 107
+
+/** Where the admin socket is bound: ADMIN_SOCKET, else CACHE_DIR/admin.sock, absolute. */
+export const adminSocketPath = (c: { ADMIN_SOCKET?: string; CACHE_DIR: string }) => resolve(c.ADMIN_SOCKET ?? join(c.CACHE_DIR, 'admin.sock'))
 
 const intIn = (min: number, max: number, fallback: number) => v.pipe(
   v.optional(v.string(), String(fallback)),
@@ -113,6 +120,8 @@ export const ConfigSchema = v.pipe(
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || !!c.ADMIN_TOKEN, 'ADMIN_PORT needs ADMIN_TOKEN (at least 32 characters)'), ['ADMIN_TOKEN']),
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || (!!c.TLS_CERT_FILE && !!c.TLS_KEY_FILE), 'ADMIN_PORT is served over TLS only: set TLS_CERT_FILE and TLS_KEY_FILE'), ['TLS_CERT_FILE']),
   v.forward(v.check((c) => !c.ADMIN_TOKEN || c.ADMIN_TOKEN !== c.LOADER_API_TOKEN, 'must differ from LOADER_API_TOKEN'), ['ADMIN_TOKEN']),
+  v.forward(v.check((c) => Buffer.byteLength(adminSocketPath(c)) <= UNIX_PATH_MAX,
+    `the admin socket's path is longer than ${UNIX_PATH_MAX} bytes (a unix socket's limit): set ADMIN_SOCKET to a shorter path, or use a shorter CACHE_DIR`), ['ADMIN_SOCKET']),
 )
 
 export type Config = v.InferOutput<typeof ConfigSchema>

@@ -6,15 +6,15 @@ import type { Logger } from './logger'
 import type { BigPartCache } from './cache'
 import type { Archives } from './archives'
 import type { DockerTls } from './docker-tls'
+import type { Tokens } from './tokens'
+import type { Metrics } from './metrics'
+import type { Downloads } from './downloads'
 
 /**
  * The version of this contract. A release names the contract it was built against
  * (`release.json` `contract`); the runtime refuses a release whose contract it does not serve.
  */
 export const CONTRACT_VERSION = 1
-import type { Tokens } from './tokens'
-import type { Metrics } from './metrics'
-import type { Downloads } from './downloads'
 
 /** A route a function serves. `body` tells the runtime which body limit applies. */
 export interface RouteDef {

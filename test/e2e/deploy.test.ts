@@ -8,6 +8,7 @@ import { httpsFetch } from '../helpers/tls'
 import { freePort, ROOT, startLoader, type LoaderProcess } from '../helpers/spawn'
 import { post, startStack, type Stack } from '../helpers/stack'
 import { SALTS } from '../helpers/vectors'
+import { makeRelease } from '../../scripts/release-files'
 import {
   admin, HEALTH_ROUTES, healthArtifact, keyPair, plainArtifact, push, releaseParts, selfSignedCert, socketOf, tempDir, until,
 } from '../helpers/deploy'
@@ -404,5 +405,70 @@ describe('the admin port: TLS and ADMIN_TOKEN only', () => {
       expect(r.status).toBe(78)
       expect(r.stderr.trim()).toMatch(what)
     }
+  })
+})
+
+describe('the admin socket and the CACHE_DIR are the loader\'s own', () => {
+  const run = (vars: Record<string, string>) => spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+    env: { PATH: process.env.PATH, ...SALTS, PORT: '0', ...vars }, encoding: 'utf8', timeout: 15_000,
+  })
+
+  it('an ADMIN_SOCKET naming a regular file leaves it alone (exit 78); a socket path too long for a unix socket is refused (exit 78)', () => {
+    const cache = tmp()
+    const precious = join(cache, 'precious.txt')
+    writeFileSync(precious, 'data')
+    const r = run({ CACHE_DIR: cache, ADMIN_SOCKET: precious })
+    expect(r.status, r.stderr).toBe(78)
+    expect(r.stderr.trim()).toMatch(/^loader: configuration error: ADMIN_SOCKET: .*precious\.txt exists and is not a socket/)
+    expect(readFileSync(precious, 'utf8')).toBe('data')
+    const long = join(tmp(), 'c'.repeat(100))
+    mkdirSync(long)
+    const l = run({ CACHE_DIR: long })
+    expect(l.status, l.stderr).toBe(78)
+    expect(l.stderr.trim()).toMatch(/^loader: configuration error: ADMIN_SOCKET: the admin socket's path is longer than 107 bytes/)
+  })
+
+  it('a second loader on the same CACHE_DIR stops before touching the first one\'s state; after a SIGKILL the lock is taken over', async () => {
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120' })
+    await deployHealth(p, 1, 'one', ['trial'])
+    const state = () => readFileSync(join(p.cacheDir, 'functions/state.json'), 'utf8')
+    const journalBefore = readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')
+    const before = state()
+    mkdirSync(join(p.cacheDir, 'tmp/releases/marker-staged'), { recursive: true })
+    const second = run({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(second.status).toBe(1)
+    expect(second.stderr).toMatch(new RegExp(`CACHE_DIR: .* is in use by another loader \\(pid ${p.child.pid}`))
+    expect(state()).toBe(before)
+    expect(readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')).toBe(journalBefore)
+    expect(readdirSync(join(p.cacheDir, 'tmp/releases'))).toEqual(['marker-staged'])
+    expect(await health(p)).toMatchObject({ status: 200, body: { version: 'one' } })
+    await p.stop('SIGKILL')
+    const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(await health(q)).toMatchObject({ status: 200 })
+    expect(readFileSync(join(p.cacheDir, 'loader.lock'), 'utf8').trim()).toBe(String(q.child.pid))
+  })
+})
+
+describe('the deploy tool\'s exit codes', () => {
+  it('2: a missing --token-file, one line, no stack; 3: no device; 4: no end state within --timeout', async () => {
+    const rel = tmp()
+    const artifact = healthArtifact('slow', { extra: 'async selfTest() { await new Promise(() => {}) },' })
+    const { json, sig } = makeRelease({ name: 'health', artifact, routes: HEALTH_ROUTES, version: 1, key: key.privateKey })
+    mkdirSync(join(rel, 'health-1'))
+    writeFileSync(join(rel, 'health-1/health.mjs'), artifact)
+    writeFileSync(join(rel, 'health-1/release.json'), json)
+    writeFileSync(join(rel, 'health-1/release.sig'), sig)
+    const deploy = (...args: string[]) => spawnSync(process.execPath, [TSX, join(ROOT, 'scripts/deploy.ts'), 'health', '--releases', rel, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '1' })
+    const to = `unix://${join(p.cacheDir, 'admin.sock')}`
+    const noToken = deploy('--to', to, '--token-file', '/nonexistent/token')
+    expect(noToken.status).toBe(2)
+    expect(noToken.stderr.trim()).toBe('deploy: --token-file: cannot read /nonexistent/token (ENOENT)')
+    const noDevice = deploy('--to', 'unix:///nonexistent/admin.sock')
+    expect(noDevice.status).toBe(3)
+    expect(noDevice.stderr).toMatch(/^deploy: cannot reach unix:\/\/\/nonexistent\/admin\.sock/)
+    const slow = deploy('--to', to, '--timeout', '2')
+    expect(slow.status, slow.stderr).toBe(4)
+    expect(slow.stderr).toMatch(/no end state within 2 s/)
   })
 })

@@ -110,6 +110,8 @@ describe('a full disk', () => {
       const problem = await r.json()
       expect(problem).toMatchObject({ status: 507, code: 'ENOSPC', type: 'https://loader.local/problems/disk-full' })
       expect(problem.detail).toContain('ENOSPC')
+      // The log is written asynchronously: wait for the line rather than read at once.
+      for (let i = 0; i < 100 && !full.output().includes('ENOSPC'); i++) await new Promise((r) => setTimeout(r, 50))
       expect(full.output()).toContain('ENOSPC')
       // Nothing went upstream, and the temporary file is gone: a smaller upload fits again.
       expect(s.origin.files.has('models/full.bin.small')).toBe(false)

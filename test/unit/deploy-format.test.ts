@@ -57,6 +57,6 @@ describe('journal chain', () => {
   it('finds the first line whose prev does not match', () => {
     expect(verifyChain('')).toEqual({ intact: true })
     expect(verifyChain('{"prev":"x"}\n')).toEqual({ intact: false, brokenAt: 1 })
-    expect(verifyChain('not json\n')).toEqual({ intact: false, brokenAt: 1 })
+    expect(verifyChain('not json\n{"prev":"x"}\n')).toEqual({ intact: false, brokenAt: 2 })
   })
 })

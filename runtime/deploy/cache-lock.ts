@@ -1,0 +1,68 @@
+// One loader per CACHE_DIR: CACHE_DIR/loader.lock, made with O_EXCL and holding the pid, is taken
+// before anything under CACHE_DIR/functions is read or written, and removed at exit. A lock whose
+// pid is no longer alive (a SIGKILL, a crash) is stale and taken over.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import type { Env } from '../../shared/contract/function'
+
+/** Another loader holds the CACHE_DIR. */
+export class CacheDirInUse extends Error {}
+
+const alive = (pid: number) => {
+  if (pid === process.pid) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Takes CACHE_DIR/loader.lock or throws CacheDirInUse naming the pid holding it. A lock that cannot
+ * be written at all (a full or read-only volume) is a warning: the start goes on without it.
+ */
+export function lockCacheDir(env: Env): void {
+  const path = join(resolve(env.config.CACHE_DIR), 'loader.lock')
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let fd: number
+    try {
+      mkdirSync(resolve(env.config.CACHE_DIR), { recursive: true, mode: 0o700 })
+      fd = openSync(path, 'wx', 0o600)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        const warning = `cannot take ${path} (${(e as Error).message}): a second loader on this CACHE_DIR would not be noticed`
+        env.log.warn(warning)
+        env.warnings.push(warning)
+        return
+      }
+      const pid = Number(readFileSync(path, 'utf8').trim() || 0)
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+        throw new CacheDirInUse(`CACHE_DIR: ${resolve(env.config.CACHE_DIR)} is in use by another loader (pid ${pid}, ${path}); if no loader runs there, remove that file`)
+      }
+      rmSync(path, { force: true })
+      continue
+    }
+    try {
+      writeSync(fd, `${process.pid}\n`)
+    } catch (e) {
+      // A full volume: an empty lock would read as stale to the next loader anyway.
+      closeSync(fd)
+      rmSync(path, { force: true })
+      const warning = `cannot write ${path} (${(e as Error).message}): a second loader on this CACHE_DIR would not be noticed`
+      env.log.warn(warning)
+      env.warnings.push(warning)
+      return
+    }
+    closeSync(fd)
+    process.once('exit', () => {
+      try {
+        if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, { force: true })
+      } catch {
+        // gone already
+      }
+    })
+    return
+  }
+  throw new CacheDirInUse(`CACHE_DIR: cannot take ${path}: another loader keeps taking it`)
+}

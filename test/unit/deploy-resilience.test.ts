@@ -1,0 +1,344 @@
+// Field deployment in process, with faults injected: writes that fail at start, imports that never
+// settle, state.json writes that fail during a deployment.
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import type { Env, RouteDef } from '../../shared/contract/function'
+import { parseConfig } from '../../runtime/config'
+import { createContext, type DeployContext } from '../../runtime/deploy/context'
+import { createAdminApp } from '../../runtime/deploy/admin'
+import { lockCacheDir } from '../../runtime/deploy/cache-lock'
+import { createDeployer } from '../../runtime/deploy/deployments'
+import { createJournal, verifyChain } from '../../runtime/deploy/journal'
+import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
+import { ReleaseSchema } from '../../runtime/deploy/release'
+import { loadAtStart } from '../../runtime/deploy/startup'
+import { parseReleaseKeys, sha256Hex } from '../../runtime/deploy/verify'
+import type { LoadedFunction } from '../../runtime/registry'
+import { makeRelease } from '../../scripts/release-files'
+import { SALTS } from '../helpers/vectors'
+import * as v from 'valibot'
+
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'deploy-unit-'))
+  dirs.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+const keys = parseReleaseKeys(publicKey.export({ type: 'spki', format: 'pem' }) as string)
+const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+const envOf = (cacheDir: string, vars: Record<string, string> = {}) =>
+  ({ config: parseConfig({ ...SALTS, CACHE_DIR: cacheDir, ...vars }), log: quiet, warnings: [] as string[] }) as unknown as Env
+/** A factory folder whose manifest lists no function. */
+const emptyFactory = () => {
+  const d = tmp()
+  writeFileSync(join(d, 'manifest.json'), JSON.stringify({ version: '0', builtAt: new Date().toISOString(), functions: [] }))
+  return d
+}
+const artifactOf = (name: string, text: string, routes: RouteDef[], top = '') => Buffer.from(`${top}
+export default { name: ${JSON.stringify(name)}, routes: ${JSON.stringify(routes)}, async fetch() { return Response.json({ version: ${JSON.stringify(text)} }) } }
+`)
+const PROBE: RouteDef[] = [{ method: 'GET', path: '/probe', body: 'none' }]
+const partsOf = (name: string, version: number, artifact: Buffer, routes = PROBE) => {
+  const { json, sig } = makeRelease({ name, artifact, routes, version, key: privateKey })
+  return new Map<string, Uint8Array>([[`${name}.release.json`, json], [`${name}.release.sig`, Buffer.from(sig)], [`${name}.mjs`, artifact]])
+}
+/** Lets real I/O run while fake timers advance by `step` ms, until `p` settles. */
+async function settle<T>(p: Promise<T>, step = 1000, max = 60): Promise<PromiseSettledResult<T>> {
+  let out: PromiseSettledResult<T> | undefined
+  void p.then((value) => { out = { status: 'fulfilled', value } }, (reason) => { out = { status: 'rejected', reason } })
+  for (let i = 0; i < max && !out; i++) {
+    await sleep(20)
+    await vi.advanceTimersByTimeAsync(step)
+  }
+  if (!out) throw new Error('did not settle')
+  return out
+}
+
+describe('start-up never fails because of a write', () => {
+  it('a journal and a state.json that cannot be written: the start goes on, with warnings', async () => {
+    const cache = tmp()
+    // state.json and journal.ndjson are folders: reading and appending both fail.
+    mkdirSync(join(cache, 'functions/state.json'), { recursive: true })
+    mkdirSync(join(cache, 'functions/journal.ndjson'), { recursive: true })
+    const env = envOf(cache)
+    const ctx = await createContext(env, keys, emptyFactory())
+    expect(env.warnings.join('\n')).toMatch(/the journal append failed at start/)
+    // A trial left by a crash, rolled back at start, with state.json unwritable.
+    ctx.pointers.gone = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: { deployment: 'd', since: new Date().toISOString(), restorePrevious: null } }
+    await expect(loadAtStart(ctx)).resolves.toEqual([])
+    expect(ctx.pointers.gone).toMatchObject({ active: 1, trial: null })
+    expect(env.warnings.join('\n')).toMatch(/state\.json failed at start/)
+  })
+})
+
+describe('an import that never settles', () => {
+  it('rejects the release once the time limit passes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const dir = tmp()
+    const artifact = artifactOf('stuck', 'x', PROBE, 'await new Promise(() => {})')
+    writeFileSync(join(dir, 'stuck.mjs'), artifact)
+    const { json } = makeRelease({ name: 'stuck', artifact, routes: PROBE, version: 1, key: privateKey })
+    const r = v.parse(ReleaseSchema, JSON.parse(json.toString()))
+    const out = await settle(prepareRelease(envOf(tmp()), dir, r), SELF_TEST_MS / 4)
+    expect(out).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/stuck: the artifact failed to import: the import did not settle/) } })
+  })
+
+  it('at start, a stored release whose import hangs gives way to the next candidate', async () => {
+    const cache = tmp()
+    const env = envOf(cache)
+    const ctx = await createContext(env, keys, emptyFactory())
+    const good = artifactOf('stuck', 'one', PROBE)
+    const bad = artifactOf('stuck', 'two', PROBE, 'await new Promise(() => {})')
+    for (const [version, artifact] of [[1, good], [2, bad]] as const) {
+      const { json, sig } = makeRelease({ name: 'stuck', artifact, routes: PROBE, version, key: privateKey })
+      const dir = join(ctx.store.root, 'stuck', `${version}-${sha256Hex(artifact).slice(0, 12)}`)
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(join(dir, 'stuck.mjs'), artifact)
+      writeFileSync(join(dir, 'release.json'), json)
+      writeFileSync(join(dir, 'release.sig'), sig)
+    }
+    ctx.pointers.stuck = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const out = await settle(loadAtStart(ctx))
+    expect(out.status).toBe('fulfilled')
+    expect((out as PromiseFulfilledResult<LoadedFunction[]>).value.map((f) => [f.info.name, f.info.version])).toEqual([['stuck', 1]])
+    expect(env.warnings.join('\n')).toMatch(/2: the import did not settle/)
+  })
+})
+
+/** A deployer over a runtime that only holds its functions. */
+async function deployer(vars: Record<string, string> = {}) {
+  const env = envOf(tmp(), { DEPLOY_TRIAL_S: '1', ...vars })
+  const ctx = await createContext(env, keys, emptyFactory())
+  let fns: LoadedFunction[] = []
+  const d = createDeployer(ctx)
+  d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
+  const write = ctx.pointerFile.write
+  const faults = { pointers: false }
+  ctx.pointerFile.write = (p) => faults.pointers ? Promise.reject(new Error('ENOSPC: no space left on device')) : write(p)
+  const until = async (id: string, states: string[]) => {
+    for (let i = 0; i < 400; i++) {
+      const s = d.get(id)!.state
+      if (states.includes(s)) return s
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    throw new Error(`${id} still ${d.get(id)!.state}`)
+  }
+  return { ctx, d, faults, until, running: () => fns, onDisk: () => JSON.parse(readFileSync(ctx.pointerFile.path, 'utf8')).functions }
+}
+
+describe('state.json and memory stay in step', () => {
+  it('a failed write at activation changes nothing: memory, disk and the running code as before', async () => {
+    const { ctx, d, faults, until, running } = await deployer()
+    faults.pointers = true
+    const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await until(dep.id, ['rejected', 'trial', 'committed'])).toBe('rejected')
+    expect(ctx.pointers.probe).toBeUndefined()
+    expect(running()).toEqual([])
+    faults.pointers = false
+    const again = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await until(again.id, ['rejected', 'committed'])).toBe('committed')
+  })
+
+  it('a failed write at commit still ends the trial, is retried, and the next deployment is taken', async () => {
+    const { ctx, d, faults, until, onDisk } = await deployer()
+    const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await until(dep.id, ['trial'])).toBe('trial')
+    faults.pointers = true
+    expect(await until(dep.id, ['committed', 'rolled_back'])).toBe('committed')
+    expect(ctx.pointers.probe).toMatchObject({ active: 1, lastKnownGood: 1, trial: null })
+    expect(onDisk().probe.trial).not.toBeNull()
+    faults.pointers = false
+    // The failed write is retried (every 5 s) without waiting for another deployment.
+    for (let i = 0; i < 160 && onDisk().probe.trial !== null; i++) await sleep(50)
+    expect(onDisk().probe).toMatchObject({ active: 1, lastKnownGood: 1, trial: null })
+    const next = await d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))
+    expect(await until(next.id, ['committed', 'rejected'])).toBe('committed')
+    expect(onDisk().probe).toMatchObject({ active: 2, previous: 1, lastKnownGood: 2, trial: null })
+  })
+
+  it('a failed write at a trial rollback: the old code serves and the trial ends', async () => {
+    const { ctx, d, faults, until, running } = await deployer({ DEPLOY_TRIAL_S: '60' })
+    const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await until(dep.id, ['trial'])).toBe('trial')
+    faults.pointers = true
+    const probe = running().find((f) => f.info.name === 'probe')!
+    for (let i = 0; i < 3; i++) d.observe(probe, 500)
+    expect(await until(dep.id, ['rolled_back'])).toBe('rolled_back')
+    expect(running()).toEqual([])
+    expect(ctx.pointers.probe).toMatchObject({ active: 'factory', trial: null })
+    faults.pointers = false
+    const next = await d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))
+    expect(await until(next.id, ['trial', 'rejected'])).toBe('trial')
+  })
+})
+
+describe('the store after a crash or a full disk', () => {
+  it('a release folder left by an activation that never wrote its pointers: same bytes reused, other bytes replaced', async () => {
+    const ctx: DeployContext = await createContext(envOf(tmp()), keys, emptyFactory())
+    const artifact = artifactOf('probe', 'one', PROBE)
+    const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 3, key: privateKey })
+    const files = { artifact, json, sig: Buffer.from(sig) }
+    const r = v.parse(ReleaseSchema, JSON.parse(json.toString()))
+    const first = await ctx.store.commit(await ctx.store.stage('probe', files), r)
+    expect(await ctx.store.commit(await ctx.store.stage('probe', files), r)).toBe(first)
+    writeFileSync(join(first, 'release.sig'), 'damaged')
+    expect(await ctx.store.commit(await ctx.store.stage('probe', files), r)).toBe(first)
+    expect(readFileSync(join(first, 'release.sig'), 'utf8')).toBe(sig)
+    expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
+  })
+
+  it('a move into the store that fails leaves nothing in the staging area', async () => {
+    const d = await deployer()
+    d.ctx.store.commit = () => Promise.reject(new Error('EIO: i/o error'))
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['rejected', 'trial'])).toBe('rejected')
+    expect(readdirSync(join(d.ctx.store.root, '..', 'tmp/releases'))).toEqual([])
+  })
+
+  it('a stage that fails part way leaves nothing in the staging area', async () => {
+    const ctx = await createContext(envOf(tmp()), keys, emptyFactory())
+    const bad = { artifact: Buffer.from('x'), json: Buffer.from('{}'), sig: undefined as unknown as Buffer }
+    await expect(ctx.store.stage('probe', bad)).rejects.toThrow()
+    expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
+  })
+})
+
+describe('the signed routes', () => {
+  it('match whatever the key order of the module or of release.json; a real difference does not', async () => {
+    const declared = [{ method: 'GET', path: '/zz', public: true, body: 'none' }] as RouteDef[]
+    const d = await deployer()
+    const dep = await d.d.submit(partsOf('zz', 1, artifactOf('zz', 'one', declared), declared))
+    expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    const reordered = [{ body: 'none', public: true, path: '/zz', method: 'GET' }] as RouteDef[]
+    const dep2 = await d.d.submit(partsOf('zz', 2, artifactOf('zz', 'two', reordered), declared))
+    expect(await d.until(dep2.id, ['committed', 'rejected'])).toBe('committed')
+    const notPublic = [{ body: 'none', path: '/zz', method: 'GET' }] as RouteDef[]
+    const dep3 = await d.d.submit(partsOf('zz', 3, artifactOf('zz', 'three', notPublic), declared))
+    expect(await d.until(dep3.id, ['committed', 'rejected'])).toBe('rejected')
+    expect(d.d.get(dep3.id)!.reason).toMatch(/routes are not the signed ones/)
+  })
+})
+
+describe('rollback on demand', () => {
+  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
+  it('is refused when the release it goes back to serves a route another function took', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    }
+    await push('aa', 1, [route('/a'), route('/x')])
+    await push('aa', 2, [route('/a')])
+    await push('bb', 1, [route('/x'), route('/b')])
+    await expect(d.d.rollback('aa', 1)).rejects.toMatchObject({ status: 422, message: 'aa: route GET /x is already served by bb' })
+    expect(d.running().find((f) => f.info.name === 'aa')!.info.version).toBe(2)
+    expect(d.ctx.pointers.aa).toMatchObject({ active: 2 })
+  })
+
+  it('a deployment checked before a rollback that took its route is refused when its turn comes', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    }
+    await push('aa', 1, [route('/a'), route('/x')])
+    await push('aa', 2, [route('/a')])
+    const bb = [route('/x'), route('/b')]
+    const [dep] = await Promise.all([d.d.submit(partsOf('bb', 1, artifactOf('bb', 'b1', bb), bb)), d.d.rollback('aa', 1)])
+    expect(await d.until(dep.id, ['committed', 'rejected', 'trial'])).toBe('rejected')
+    expect(d.d.get(dep.id)!.reason).toBe('bb: route GET /x is already served by aa')
+    expect(d.running().map((f) => f.info.name)).toEqual(['aa'])
+  })
+
+  it('to a given version during a trial is refused (409), and nothing changes', async () => {
+    const d = await deployer({ DEPLOY_TRIAL_S: '60' })
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['trial'])).toBe('trial')
+    await expect(d.d.rollback('probe', 'factory')).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/is on trial/) })
+    expect(d.d.get(dep.id)!.state).toBe('trial')
+    await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('the rollback route', () => {
+  it('reads at most 4 KiB of body (413), declared or streamed', async () => {
+    const d = await deployer()
+    const app = createAdminApp(d.ctx, d.d, d.running)
+    const url = 'http://admin/admin/functions/probe/rollback'
+    const big = JSON.stringify({ version: 1, pad: 'x'.repeat(5000) })
+    expect((await app.request(url, { method: 'POST', body: big })).status).toBe(413)
+    const stream = new ReadableStream({ pull(c) { c.enqueue(new TextEncoder().encode(' '.repeat(1024))) } })
+    const r = await app.request(url, { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
+    expect(r.status).toBe(413)
+    expect((await app.request(url, { method: 'POST', body: '{}' })).status).toBe(404)
+  })
+})
+
+describe('the journal', () => {
+  it('a line cut by a crash is reported as a torn tail, and the chain goes on after it', async () => {
+    const root = tmp()
+    const j = createJournal(root)
+    for (const event of ['received', 'trial', 'committed'] as const) await j.append({ event, function: 'probe' })
+    const whole = readFileSync(j.path, 'utf8')
+    writeFileSync(j.path, whole.slice(0, -40))
+    expect(verifyChain(await j.read())).toEqual({ intact: true, torn: [3], tornTail: true })
+    const reopened = createJournal(root)
+    await reopened.append({ event: 'received', function: 'probe' })
+    await reopened.append({ event: 'rejected', function: 'probe' })
+    expect(verifyChain(await reopened.read())).toEqual({ intact: true, torn: [3] })
+    const lines = (await reopened.read()).trim().split('\n')
+    expect(lines).toHaveLength(5)
+    // An edited whole line still breaks it.
+    lines[3] = lines[3].replace('"received"', '"rejected"')
+    expect(verifyChain(lines.join('\n') + '\n')).toEqual({ intact: false, brokenAt: 5 })
+  })
+
+  it('one refused request naming many functions writes one rejected line', async () => {
+    const d = await deployer()
+    const parts = new Map<string, Uint8Array>()
+    for (let i = 0; i < 50; i++) for (const f of ['release.json', 'release.sig', 'mjs']) parts.set(`n${i}.${f}`, Buffer.from('x'))
+    const before = (await d.ctx.journal.read()).split('\n').length
+    await expect(d.d.submit(parts)).rejects.toMatchObject({ status: 422 })
+    const lines = (await d.ctx.journal.read()).trim().split('\n').slice(before - 1).map((l) => JSON.parse(l))
+    expect(lines.filter((l) => l.event === 'rejected')).toHaveLength(1)
+    expect(lines.at(-1)).toMatchObject({ event: 'rejected', function: 'n0' })
+  })
+})
+
+describe('function names are looked up as own keys', () => {
+  it('a release named constructor gets its own pointers; __proto__ and constructor are no function before', async () => {
+    const d = await deployer({ DEPLOY_TRIAL_S: '60' })
+    for (const name of ['constructor', '__proto__', 'toString']) await expect(d.d.rollback(name)).rejects.toMatchObject({ status: 404 })
+    const routes = [{ method: 'GET', path: '/ctor', body: 'none' }] as RouteDef[]
+    const dep = await d.d.submit(partsOf('constructor', 1, artifactOf('constructor', 'c1', routes), routes))
+    expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
+    expect(d.onDisk().constructor).toMatchObject({ active: 1, previous: 'factory', highest: 1 })
+    await expect(d.d.rollback('constructor')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('the CACHE_DIR lock', () => {
+  it('a live pid holds it; an empty or dead one is stale and taken over', () => {
+    const cache = tmp()
+    const lock = join(cache, 'loader.lock')
+    writeFileSync(lock, `${process.ppid}\n`)
+    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.ppid}\n`)
+    writeFileSync(lock, '')
+    lockCacheDir(envOf(cache))
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`)
+  })
+})
