@@ -1,7 +1,7 @@
 // The verified-streaming download of crypto.md §5c: the big part streams from the CDN into the
 // partial file, each chunk is checked against the manifest as it completes and published to the
 // loaders following the job; the whole part is checked against sha256Big before it is committed.
-import { once } from 'node:events'
+import { finished } from 'node:stream/promises'
 import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import type { CacheRecord, HeldPart } from '../../shared/contract/cache'
@@ -127,11 +127,21 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
   // Make room under CACHE_MAX_BYTES for what is still to come (partials count).
   await partial.reserve(total - v.received)
 
-  const out = partial.append()
+  // One write stream per attempt, always flushed and closed before anything else touches the file
+  // (a reset, a resume, the next attempt): bytes queued by a cut attempt must land where they were
+  // hashed, never behind a truncation, so the file always holds exactly what the verifier saw.
+  let out: Writable | undefined
   let writeError: Error | null = null
-  out.on('error', (e) => { writeError = e })
+  const settle = async () => {
+    const w = out
+    out = undefined
+    if (!w) return
+    if (!w.destroyed) w.end()
+    await finished(w).catch((e: Error) => { writeError ??= e })
+  }
   const failIntegrity = async (e: Error) => {
-    out.destroy()
+    out?.destroy()
+    out = undefined
     env.metrics.cdnVerificationFailure()
     env.log.warn({ folder, filename, reason: e.message }, 'big part failed its integrity check; partial download deleted')
     await partial.remove().catch(() => {})
@@ -141,6 +151,14 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
     let lastError: unknown
     let restarts = 0
     for (let attempt = 0; v.received < total && attempt <= env.config.CDN_READ_RETRIES;) {
+      if (v.received > 0 && !etag) {
+        // No version to pin a resume to: start again while nothing was sent, else give up.
+        if (job.verified > 0) throw new HttpError(502, `the CDN gave no ETag for the ${what}, so it cannot be resumed safely`, { type: 'upstream-error' })
+        await partial.reset()
+        v = fresh()
+        fromDisk = []
+        job.bytesDone = 0
+      }
       const resuming = v.received > 0
       if (resuming) env.metrics.cdnResume()
       const headers: Record<string, string> = resuming ? { range: `bytes=${v.received}-`, 'if-match': etag! } : {}
@@ -196,11 +214,17 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
       for (const c of fromDisk) job.publish(c)
       fromDisk = []
+      const w = (out = partial.append())
+      w.on('error', (e) => { writeError ??= e })
       try {
-        await bodyToPartial(res, v, job, out)
+        await bodyToPartial(res, v, job, w)
+        await settle()
+        if (writeError) throw writeError
         if (v.received < total) throw new Error('the body ended early')
       } catch (e) {
         if (e instanceof ChunkMismatchError) throw await failIntegrity(e)
+        // Whatever the cut left queued is written before the next attempt looks at the file.
+        await settle()
         if (writeError) throw writeError
         // Cut or stalled mid-body: the bytes so far stay; the next attempt resumes after them.
         lastError = upstreamProblem('the CDN', `the ${what}`, e)
@@ -209,8 +233,8 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
     }
     if (v.received < total) throw lastError ?? new HttpError(502, `the ${what} could not be downloaded`, { type: 'upstream-error' })
-    out.end()
-    await once(out, 'finish')
+    await settle()
+    if (writeError) throw writeError
     for (const c of fromDisk) job.publish(c)
     // The whole part is hashed on a worker thread while the followers send the last chunks.
     const sha256 = await partial.hash()
@@ -218,7 +242,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
     const record: CacheRecord = { smallSha256: small.sha256, bytes: total, sha256, etag, manifest, storedAt: new Date().toISOString() }
     return await partial.commit(record)
   } catch (e) {
-    out.destroy()
+    out?.destroy()
     throw e
   }
 }
