@@ -23,15 +23,6 @@ export function mallocWarning(tunables: string | undefined, isGlibc: () => boole
 }
 
 /**
- * Young-generation semi-space size (MiB), raised from V8's 16. A cold load streams from the CDN into
- * the partial file while the callers decrypt from it: thousands of 64 KiB socket buffers are alive
- * for a moment (queued file writes) and, with 16 MiB, were promoted and freed only by mark-compact:
- * profiled, a 1 GiB cold load spent 1.1–1.5 s in the GC; with 64 MiB, 0.25 s. Upload and warm-load
- * peak RSS did not change (measured at 256 MiB).
- */
-export const SEMI_SPACE_MIB = 64
-
-/**
  * V8 flags set at start, before any WebAssembly is compiled. Node's fetch (the Resource API
  * client under ofetch) parses HTTP with llhttp compiled to WebAssembly; V8 re-compiles hot wasm
  * with TurboFan in the background, and that compiler's memory stayed resident: about 28 MiB after
@@ -40,5 +31,4 @@ export const SEMI_SPACE_MIB = 64
  */
 export function applyV8Flags(): void {
   setFlagsFromString('--liftoff-only')
-  setFlagsFromString(`--max-semi-space-size=${SEMI_SPACE_MIB}`)
 }
