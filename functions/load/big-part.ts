@@ -1,4 +1,6 @@
 // Gets the big part into the cache (crypto.md §5 step 2, §5b): resumable, verified, single flight.
+import { chunkedKey } from './chunked-download'
+import type { DownloadJob } from './download-job'
 import { createHash, type Hash } from 'node:crypto'
 import type { Readable, Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
@@ -39,6 +41,15 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     const again = await env.cache.acquire(folder, filename)
     if (again?.record.smallSha256 === small.sha256) return again
     again?.release()
+    // A verified download (crypto.md §5c) of the same part may be running: let it finish rather
+    // than write the same partial file under another single flight.
+    const verified = env.downloads.get<DownloadJob>(chunkedKey(folder, filename, small.sha256))
+    if (verified) {
+      await verified.settled
+      const after = await env.cache.acquire(folder, filename)
+      if (after?.record.smallSha256 === small.sha256) return after
+      after?.release()
+    }
     const manifest = await getManifest()
     if (!manifest) env.log.warn({ folder, filename }, 'no manifest: this resource is not tamper-evident (an upload older than manifests)')
     else if (manifest.sha256Small !== small.sha256 || manifest.smallBytes !== small.bytes) {

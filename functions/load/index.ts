@@ -106,7 +106,8 @@ export default defineFunction({
       env.metrics.cacheLookup('miss')
       try {
         await job.ready()
-        if (job.failure && job.verified === 0) throw job.failure
+        // Nothing was sent to this caller yet: a failed download is a clean problem answer, not a cut.
+        if (job.failure) throw job.failure
       } catch (e) {
         job.detach()
         throw e
