@@ -1,5 +1,6 @@
 // Client of the Resource API (http.md §2.1): bearer token, one shared re-login on 401/403, read retries.
 import { ofetch, type $Fetch } from 'ofetch'
+import { randomUUID } from 'node:crypto'
 import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
 import { clearSession, getAuth, getSession, setSession, type SessionAuth } from './session'
@@ -78,8 +79,9 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
   return env.inflight.run('relogin', async () => {
     const current = await getSession(env.session)
     if (!current) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
-    if (current.auth.generation > seen.generation) return current.auth
-    const { email, password, generation } = current.auth
+    // Another re-login or a new login replaced the token the caller saw: use the newer one.
+    if (current.auth.id !== seen.id) return current.auth
+    const { email, password, id } = current.auth
     let fresh
     try {
       fresh = await loginUpstream(env, email, password)
@@ -87,7 +89,7 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
       if (!(e instanceof HttpError && e.status === 401)) throw e
       // A newer login made meanwhile is used as it is.
       const latest = await getAuth(env.session)
-      if (latest && latest.generation !== generation) return latest
+      if (latest && latest.id !== id) return latest
       // The stored credentials are refused (a changed password): forget them rather than retry
       // them on every call (account lockout).
       if (latest) await clearSession(env.session)
@@ -96,11 +98,11 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
     }
     // A login that happened meanwhile wins: its credentials, token and CDN keys stay together.
     const now = await getSession(env.session)
-    if (!now || now.auth.generation !== generation) {
+    if (!now || now.auth.id !== id) {
       if (!now) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
       return now.auth
     }
-    const next = { ...now.auth, token: fresh.token, generation: generation + 1, user: { email: fresh.claims.email, role: fresh.claims.role } }
+    const next = { ...now.auth, token: fresh.token, id: randomUUID(), user: { email: fresh.claims.email, role: fresh.claims.role } }
     await setSession(env.session, { ...now, auth: next })
     env.log.info({ email: fresh.claims.email }, 're-logged in to the Resource API')
     return next
