@@ -35,6 +35,7 @@ export default defineFunction({
     answers: { 201: { description: 'stored', content: { 'application/json': UploadAnswer } } },
     problems: { ...UPSTREAM_PROBLEMS,
       400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart', 401: 'not logged in (POST /login first)',
+      408: 'the client sent no byte of the body for CLIENT_STALL_TIMEOUT_MS (upload-stalled)',
       403: 'the role may not upload, or the Resource API refuses it', 409: 'an upload of this folder/filename is already running on this device',
       413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, or no file field "data"',
       503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full or CACHE_DIR cannot be written' },
@@ -48,7 +49,7 @@ export default defineFunction({
     const max = env.config.UPLOAD_MAX_BYTES
     if (Number(request.headers.get('content-length') ?? 0) > max + 64 * 1024) throw tooLarge(max)
 
-    const body = await openUploadBody(request)
+    const body = await openUploadBody(request, env.config.CLIENT_STALL_TIMEOUT_MS)
     // A raw body of known length: one pass, no ciphertext temporary file (crypto.md §4).
     if (body.length !== undefined) {
       if (body.length > max) {
@@ -57,7 +58,7 @@ export default defineFunction({
       }
       const folder = checkFolder(queryFolder)
       try {
-        return await exclusive(env, folder, filename, () => uploadOnePass(env, ctx, { data: body.data, length: body.length!, filename, folder, auth, cdn }))
+        return await exclusive(env, folder, filename, () => uploadOnePass(env, ctx, { data: body.data, length: body.length!, idleMs: body.idleMs, filename, folder, auth, cdn }))
       } finally {
         body.data.destroy()
       }

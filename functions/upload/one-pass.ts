@@ -15,6 +15,7 @@ import { upstreamProblem } from '../../shared/upstream/errors'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import type { CdnSettings, SessionAuth } from '../../shared/upstream/session'
 import { localWriteProblem } from './local-error'
+import { stalledBody } from './idle-body'
 import { plainMeter } from './meter'
 import { SplitStream, smallSizeOf } from './split'
 
@@ -23,6 +24,8 @@ export interface OnePass {
   data: Readable
   /** The plaintext's exact length, from Content-Length. */
   length: number
+  /** How long the loader has been waiting for the client's next byte. */
+  idleMs(): number
   filename: string
   folder: string
   auth: SessionAuth
@@ -83,6 +86,9 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
 
   let cdnFailure: HttpError | undefined
   const stopFor = (e: HttpError) => {
+    // The CDN's idle timer fires when no byte reaches it: that is the client's stall when the
+    // loader has been waiting for the client's body meanwhile.
+    if (e.status === 504 && p.idleMs() >= env.config.CDN_TIMEOUT_MS / 2) e = stalledBody(p.idleMs())
     cdnFailure ??= e
     putBody.destroy(e)
   }

@@ -85,7 +85,7 @@ describe('session', () => {
       server.use(
         http.post(`${API}/resources/get/models`, () => HttpResponse.json({}, { status: 401 }), { once: true }),
         http.post(`${API}/login`, async ({ request }) => {
-          if ((await request.clone().json()).email !== USER.email) return
+          if ((await request.clone().json() as { email?: string }).email !== USER.email) return
           await new Promise<void>((ok) => { held = ok })
         }, { once: true }),
       )
