@@ -64,13 +64,22 @@ function multipart(source: Readable, headers: Headers, idleMs: () => number): Pr
     }
     const parser = makeParser({
       headers: Object.fromEntries(headers),
-      // `data` streams whatever its headers say; other files are skipped; fields stay small.
-      isFile: (info) => info.name === 'data' || info.filename !== undefined,
+      // `data` streams whatever its headers say; `folder` is a small field even when sent with a
+      // filename; other files are skipped; fields stay small.
+      isFile: (info) => info.name === 'data' || (info.name !== 'folder' && info.filename !== undefined),
       maxParts: 8,
       maxFieldSize: 1024,
-      onField: (info, value) => { if (info.name === 'folder') folder = decodeField(info, value) },
+      onField: (info, value) => {
+        if (info.name !== 'folder') return
+        if (folder !== undefined) abort(bad('the multipart body has more than one "folder" part'))
+        folder = decodeField(info, value)
+      },
       onFile: (info) => {
-        if (info.name !== 'data' || gotFile) return () => {}
+        if (info.name !== 'data') return () => {}
+        if (gotFile) {
+          abort(bad('the multipart body has more than one "data" part'))
+          return () => {}
+        }
         gotFile = true
         resolve({ data, folder: folderP, raw: false, idleMs })
         return (chunk) => {

@@ -34,10 +34,10 @@ export default defineFunction({
     bodyRequired: true,
     answers: { 201: { description: 'stored', content: { 'application/json': UploadAnswer } } },
     problems: { ...UPSTREAM_PROBLEMS,
-      400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart', 401: 'not logged in (POST /login first)',
+      400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart (or has two "data" or "folder" parts)', 401: 'not logged in (POST /login first)',
       408: 'the client sent no byte of the body for CLIENT_STALL_TIMEOUT_MS (upload-stalled)',
       403: 'the role may not upload, or the Resource API refuses it', 409: 'an upload of this folder/filename is already running on this device',
-      413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, or no file field "data"',
+      413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, a multipart "folder" that disagrees with ?folder=, or no file field "data"',
       503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full or CACHE_DIR cannot be written' },
   } }],
   async fetch(request, env, ctx) {
@@ -74,7 +74,11 @@ export default defineFunction({
         return await exclusive(env, folder, filename, async () => commitUpload(folder, await stage()))
       }
       const staged = await stage()
-      const folder = checkFolder((await body.folder) ?? queryFolder)
+      const named = await body.folder
+      if (named !== undefined && queryFolder !== null && named !== queryFolder) {
+        throw new HttpError(422, `the multipart "folder" (${JSON.stringify(named)}) and ?folder= (${JSON.stringify(queryFolder)}) disagree`, { type: 'invalid-folder' })
+      }
+      const folder = checkFolder(named ?? queryFolder)
       return await exclusive(env, folder, filename, () => commitUpload(folder, staged))
     } finally {
       body.data.destroy()

@@ -125,6 +125,56 @@ describe('concurrent uploads of one name', () => {
   })
 })
 
+describe('multipart upload fields', () => {
+  const upload = (w: World, form: FormData, query = '') => w.app.request(`/upload/mp.bin${query}`, { method: 'POST', body: form })
+  const file = () => new Blob([new Uint8Array(randomBytes(1000))])
+
+  it('a "folder" sent as a file part is the folder, not ignored', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', new Blob(['other-folder']), 'folder.txt')
+    form.append('data', file(), 'mp.bin')
+    const r = await upload(w, form)
+    expect(r.status).toBe(201)
+    expect((await r.json()).folder).toBe('other-folder')
+    expect(order[0]).toBe('big:other-folder/mp.bin.big')
+  })
+
+  it('a second "data" part is 400 and nothing is sent upstream', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', 'models')
+    form.append('data', file(), 'mp.bin')
+    form.append('data', file(), 'other.bin')
+    const r = await upload(w, form)
+    expect(r.status).toBe(400)
+    expect((await r.json()).detail).toMatch(/more than one "data"/)
+    expect(order).toEqual([])
+  })
+
+  it('a multipart "folder" that disagrees with ?folder= is 422 and nothing is sent upstream', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', 'other-folder')
+    form.append('data', file(), 'mp.bin')
+    const r = await upload(w, form, '?folder=models')
+    expect(r.status).toBe(422)
+    expect((await r.json()).detail).toMatch(/disagree/)
+    expect(order).toEqual([])
+    // The same folder in both places is fine.
+    const same = new FormData()
+    same.append('folder', 'models')
+    same.append('data', file(), 'mp.bin')
+    expect((await upload(w, same, '?folder=models')).status).toBe(201)
+  })
+})
+
 describe('local write failures on upload', () => {
   it.each([
     ['ENOSPC (a full disk, /dev/full)', () => createWriteStream('/dev/full'), 507, 'ENOSPC'],
