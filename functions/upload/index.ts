@@ -121,10 +121,10 @@ export default defineFunction({
 
       // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
       const manifest = { v: 1 as const, bytes, blobBytes: parts.blobBytes, smallBytes: parts.small.length, sha256Big: parts.bigSha256, sha256Small: parts.smallSha256, sha256Plain: sha256 }
-      await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth)
+      await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth, true)
 
       // The small part last: it is the commit point.
-      await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth)
+      await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth, true)
 
       // The upload is live upstream from here: a local cache failure only costs a later download.
       try {

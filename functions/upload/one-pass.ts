@@ -140,9 +140,9 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
 
     // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
     const manifest = { v: 1 as const, bytes, blobBytes, smallBytes, sha256Big: parts.bigSha256, sha256Small: smallSha256, sha256Plain }
-    await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth)
+    await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth, true)
     // The small part last: it is the commit point.
-    await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth)
+    await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth, true)
 
     // The upload is live upstream from here: a local cache failure only costs a later download.
     try {

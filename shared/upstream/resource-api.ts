@@ -111,16 +111,17 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
 
 /**
  * Runs `call` with the session's token. On 401/403: one shared re-login (or the newer token
- * another caller already got) and one repeat; a second 403 is 403 here.
+ * another caller already got) and one repeat; a second 403 is 403 here. `write`: a 404 is the
+ * Resource API's failure (502), not a missing resource.
  */
-export async function withAuth<T>(env: Env, what: string, call: (token: string, auth: SessionAuth) => Promise<T>, auth?: SessionAuth): Promise<T> {
+export async function withAuth<T>(env: Env, what: string, call: (token: string, auth: SessionAuth) => Promise<T>, auth?: SessionAuth, write = false): Promise<T> {
   let a = auth ?? await getAuth(env.session)
   if (!a) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in' })
   try {
     return await call(a.token, a)
   } catch (e) {
     const s = upstreamStatus(e)
-    if (s !== 401 && s !== 403) throw mapNon401(e, what)
+    if (s !== 401 && s !== 403) throw mapNon401(e, what, write)
   }
   a = await relogin(env, a)
   try {
@@ -128,12 +129,13 @@ export async function withAuth<T>(env: Env, what: string, call: (token: string, 
   } catch (e) {
     const s = upstreamStatus(e)
     if (s === 403 || s === 401) throw new HttpError(403, 'the Resource API refuses this device or role', { type: 'upstream-forbidden' })
-    throw mapNon401(e, what)
+    throw mapNon401(e, what, write)
   }
 }
 
-function mapNon401(e: unknown, what: string): HttpError {
-  if (upstreamStatus(e) === 404) return new HttpError(404, `${what}: not found on the Resource API`, { type: 'not-found' })
+/** A read's 404 is the caller's "no such resource"; a write's 404 is the Resource API failing (502). */
+function mapNon401(e: unknown, what: string, write: boolean): HttpError {
+  if (!write && upstreamStatus(e) === 404) return new HttpError(404, `${what}: not found on the Resource API`, { type: 'not-found' })
   return upstreamProblem(WHO, what, e)
 }
 

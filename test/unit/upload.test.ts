@@ -175,6 +175,25 @@ describe('multipart upload fields', () => {
   })
 })
 
+describe('Resource API answers to the upload writes', () => {
+  // A 404 to a write is not "no such resource" (the caller's fault) but the Resource API failing.
+  it.each([['the manifest', 1], ['the small part', 2]] as const)('a 404 to %s write is 502, one-pass and staged', async (_what, nth) => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    let writes = 0
+    server.use(http.post(`${API}/resources/:folder`, () => (++writes % 2 === nth % 2 ? HttpResponse.json({ error: 'unknown folder' }, { status: 404 }) : undefined)))
+    const r = await raw(w, 'w404.bin', randomBytes(5000))
+    expect(r.status).toBe(502)
+    expect((await r.json()).type).toMatch(/upstream-error/)
+    writes = 0
+    const form = new FormData()
+    form.append('folder', 'models')
+    form.append('data', new Blob([new Uint8Array(randomBytes(5000))]), 'w404.bin')
+    const m = await w.app.request('/upload/w404.bin', { method: 'POST', body: form })
+    expect(m.status).toBe(502)
+  })
+})
+
 describe('local write failures on upload', () => {
   it.each([
     ['ENOSPC (a full disk, /dev/full)', () => createWriteStream('/dev/full'), 507, 'ENOSPC'],
