@@ -74,13 +74,19 @@ export async function loginUpstream(env: Env, email: string, password: string): 
   return { token: body.token, claims: await env.tokens.read(body.token, env.clock.now()) }
 }
 
+/** A newer login of the same user serves the caller; another user's (after a logout) never does. */
+function sameUser(newer: SessionAuth, seen: SessionAuth): SessionAuth {
+  if (newer.email === seen.email) return newer
+  throw new HttpError(401, 'the session changed to another user while this request ran (logout and login): repeat it', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
+}
+
 /** Logs in again with the stored credentials; concurrent callers share one re-login. */
 function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
   return env.inflight.run('relogin', async () => {
     const current = await getSession(env.session)
     if (!current) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
     // Another re-login or a new login replaced the token the caller saw: use the newer one.
-    if (current.auth.id !== seen.id) return current.auth
+    if (current.auth.id !== seen.id) return sameUser(current.auth, seen)
     const { email, password, id } = current.auth
     let fresh
     try {
@@ -89,7 +95,7 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
       if (!(e instanceof HttpError && e.status === 401)) throw e
       // A newer login made meanwhile is used as it is.
       const latest = await getAuth(env.session)
-      if (latest && latest.id !== id) return latest
+      if (latest && latest.id !== id) return sameUser(latest, seen)
       // The stored credentials are refused (a changed password): forget them rather than retry
       // them on every call (account lockout).
       if (latest) await clearSession(env.session)
@@ -100,7 +106,7 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
     const now = await getSession(env.session)
     if (!now || now.auth.id !== id) {
       if (!now) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
-      return now.auth
+      return sameUser(now.auth, seen)
     }
     const next = { ...now.auth, token: fresh.token, id: randomUUID(), user: { email: fresh.claims.email, role: fresh.claims.role } }
     await setSession(env.session, { ...now, auth: next })

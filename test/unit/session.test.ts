@@ -96,7 +96,8 @@ describe('session', () => {
       expect((await w.req('/login', OTHER)).status).toBe(200)
       const other = await getSession(w.env.session)
       held!()
-      await load
+      // A's request is never finished with B's token.
+      expect((await load).status).toBe(401)
       expect(await getSession(w.env.session)).toEqual(other)
       expect(other!.auth.email).toBe(OTHER.email)
     })
