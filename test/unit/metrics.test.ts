@@ -62,4 +62,15 @@ describe('metrics', () => {
     for (const le of ['600', '1800', '3600']) expect(m).toMatch(new RegExp(`^loader_http_request_duration_seconds_bucket\\{le="${le}",`, 'm'))
     expect(m).toMatch(/^loader_function_info\{function="login",version="factory",sha256="/m)
   })
+
+  it('requests without the caller token count under their route, with the normalised method', async () => {
+    const token = 'caller-token-0123456789abcdef'
+    const w = await contractWorld({ LOADER_API_TOKEN: token })
+    expect((await w.app.request('/load/m.bin', { method: 'POST' })).status).toBe(401)
+    expect((await w.app.request('/load/m.bin', { method: 'PATCH' })).status).toBe(405)
+    const m = await (await w.app.request('/metrics', { headers: { authorization: `Bearer ${token}` } })).text()
+    expect(series(m, 'loader_http_requests_total', 'function="load",route="/load/:filename",method="POST",status="401"')).toBe(1)
+    expect(series(m, 'loader_http_requests_total', 'function="runtime",route="/load/:filename",method="other",status="405"')).toBe(1)
+    expect(m).not.toMatch(/method="PATCH"/)
+  })
 })
