@@ -40,7 +40,9 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
 
   const own = ownRoutes(env, routes.map((r) => ({ route: r, fn: r.fn.info.name })))
   const fnOf = new Map(routes.map((r) => [`${r.method} ${r.path}`, r.fn.info.name]))
-  if (isRuntimeMetrics(env.metrics)) app.use(requestMetrics(env.metrics, (method, path) => fnOf.get(`${method} ${path}`) ?? 'runtime'))
+  const methodsOf = new Map<string, Set<string>>()
+  for (const r of [...routes, ...own]) methodsOf.set(r.path, (methodsOf.get(r.path) ?? new Set()).add(r.method))
+  if (isRuntimeMetrics(env.metrics)) app.use(requestMetrics(env.metrics, (method, path) => fnOf.get(`${method === 'HEAD' && !fnOf.has(`HEAD ${path}`) ? 'GET' : method} ${path}`) ?? 'runtime', (path) => methodsOf.get(path)))
   app.use(requestIds())
   app.use(accessLog(env.log))
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }))

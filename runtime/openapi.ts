@@ -39,6 +39,7 @@ function runtimeProblems(route: RouteDef): Record<number, string> {
   if ((route.body ?? 'json') === 'json') out[413] = `the body is larger than ${JSON_LIMIT} bytes`
   if (route.rateLimited) out[429] = 'too many attempts from this address (LOGIN_RATE_PER_MINUTE); see Retry-After'
   if (route.transfer) out[503] = 'MAX_CONCURRENT_TRANSFERS are running; see Retry-After'
+  out[405] = 'the path does not answer this method; Allow lists the ones it does'
   out[500] = 'a bug: the log has the request id'
   return out
 }
@@ -64,7 +65,7 @@ function operation({ route, fn }: ServedRoute, callerToken: boolean): Json {
   for (const [status, why] of Object.entries(problems)) {
     const s = Number(status)
     responses[status] = problem(why, s === 429 || s === 503 ? { 'retry-after': header('seconds to wait (503: when the transfer slots are full)') }
-      : s === 401 ? { 'www-authenticate': header('Bearer') } : undefined)
+      : s === 401 ? { 'www-authenticate': header('Bearer') } : s === 405 ? { allow: header('the methods this path answers') } : undefined)
   }
   const parameters = [
     ...Object.entries(doc.params ?? {}).map(([name, schema]) => ({ name, in: 'path', required: true, schema: jsonSchemaOf(schema) })),

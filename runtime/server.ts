@@ -38,6 +38,8 @@ export interface Runtime {
    */
   swap(change: (current: LoadedFunction[]) => LoadedFunction[] | Promise<LoadedFunction[]>): Promise<boolean>
   close(): Promise<void>
+  /** The listening node server (its timeouts are part of the contract). */
+  server: Server
 }
 
 /** Loads the functions, builds the app and serves it; `holder` lets env.functions() see reloads. */
@@ -84,6 +86,9 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     port: env.config.PORT,
     ...(opts.tls ? { createServer: createHttpsServer, serverOptions: opts.tls.options } : {}),
   })
+  // An upload body may take longer than Node's default requestTimeout (300 s) on a slow link: no
+  // whole-request bound; headersTimeout stays, and a stalled body is ended by CLIENT_STALL_TIMEOUT_MS.
+  ;(server as Server).requestTimeout = 0
   // The listener logs refused handshakes (no or a wrong client certificate, plain HTTP, an old TLS version): they never reach the app.
   if (opts.tls) opts.tls.attach(server as TlsServer)
   server.on('request', (_req, res) => {
@@ -112,6 +117,7 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
     url: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     port,
     functions: () => holder.current,
+    server: server as Server,
     reload,
     swap,
     async close() {

@@ -4,7 +4,7 @@ import { defineFunction } from '../../shared/contract/function'
 import { json, JSON_BODY_PROBLEMS, readJson } from '../../shared/http/json'
 import { performLogin } from '../../shared/upstream/login'
 import { LoginBody } from '../../shared/http/login-body'
-import { clearSession, getAuth } from '../../shared/upstream/session'
+import { getAuth, logout } from '../../shared/upstream/session'
 import { UPSTREAM_PROBLEMS } from '../../shared/upstream/errors'
 
 const LoginAnswer = v.object({ status: v.literal('ok'), email: v.string(), role: v.string() })
@@ -19,7 +19,8 @@ export default defineFunction({
       bodyRequired: true,
       answers: { 200: { description: 'logged in', content: { 'application/json': LoginAnswer } } },
       problems: { ...JSON_BODY_PROBLEMS, ...UPSTREAM_PROBLEMS,
-        401: 'the Resource API refused these credentials', 403: 'the Resource API refuses this device' },
+        401: 'the Resource API refused these credentials', 403: 'the Resource API refuses this device',
+        409: 'a logout was asked while this login ran: the session stays logged out' },
     } },
     { method: 'POST', path: '/logout', body: 'none', doc: {
       summary: 'Forgets the session (credentials, token, CDN keys): later flows answer 401 until the next login',
@@ -30,7 +31,7 @@ export default defineFunction({
   async fetch(request, env, ctx) {
     if (new URL(request.url).pathname === '/logout') {
       const had = await getAuth(env.session)
-      await clearSession(env.session)
+      await logout(env.session)
       if (had) ctx.log.info({ email: had.user.email }, 'logged out')
       return json({ status: 'ok', authenticated: false, wasAuthenticated: !!had } satisfies v.InferOutput<typeof LogoutAnswer>)
     }

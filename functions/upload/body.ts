@@ -1,7 +1,8 @@
 // The upload body as a plaintext stream: raw octet-stream or multipart (`data` file, `folder` field).
 import { decodeField, make as makeParser } from 'multipasta'
 import { PassThrough, Readable } from 'node:stream'
-import { HttpError } from '../../shared/contract/http-error'
+import { HttpError, isHttpError } from '../../shared/contract/http-error'
+import { idleBody } from './idle-body'
 
 /** The plaintext stream and, once the body is parsed, the folder it names. */
 export interface UploadBody {
@@ -12,28 +13,34 @@ export interface UploadBody {
   raw: boolean
   /** A raw body's exact length (its Content-Length), when it has one: the one-pass upload. */
   length?: number
+  /** How long the loader has been waiting for the client's next byte (0 when it is not waiting). */
+  idleMs(): number
 }
 
-/** Opens the request body per its content type; 415 for anything but the two forms. */
-export function openUploadBody(request: Request): Promise<UploadBody> {
+/**
+ * Opens the request body per its content type; 415 for anything but the two forms. A client that
+ * sends no byte for `stallMs` while the loader waits for one fails the body with a 408.
+ */
+export function openUploadBody(request: Request, stallMs: number): Promise<UploadBody> {
   const type = request.headers.get('content-type') ?? ''
   if (!request.body) throw new HttpError(400, 'the upload has no body', { type: 'empty-upload' })
-  const source = Readable.fromWeb(request.body as import('node:stream/web').ReadableStream, { highWaterMark: 1 << 20 })
+  const body = idleBody(request.body, stallMs)
+  const source = Readable.fromWeb(body.stream as import('node:stream/web').ReadableStream, { highWaterMark: 1 << 20 })
   // Errors reach the caller through its pipeline; an unconsumed stream must not crash the process.
   source.on('error', () => {})
   if (/^application\/octet-stream\b/i.test(type)) {
     const cl = request.headers.get('content-length')
     const length = cl !== null && /^[0-9]{1,15}$/.test(cl) ? Number(cl) : undefined
-    return Promise.resolve({ data: source, folder: Promise.resolve(undefined), raw: true, length })
+    return Promise.resolve({ data: source, folder: Promise.resolve(undefined), raw: true, length, idleMs: body.idleMs })
   }
   if (!/^multipart\/form-data\b/i.test(type)) {
     source.destroy()
     throw new HttpError(415, 'send the file as application/octet-stream or multipart/form-data with a file field "data"', { type: 'unsupported-media-type' })
   }
-  return multipart(source, request.headers)
+  return multipart(source, request.headers, body.idleMs)
 }
 
-function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
+function multipart(source: Readable, headers: Headers, idleMs: () => number): Promise<UploadBody> {
   return new Promise((resolve, reject) => {
     const bad = (msg: string) => new HttpError(400, msg, { type: 'bad-multipart' })
     let folder: string | undefined
@@ -57,15 +64,24 @@ function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
     }
     const parser = makeParser({
       headers: Object.fromEntries(headers),
-      // `data` streams whatever its headers say; other files are skipped; fields stay small.
-      isFile: (info) => info.name === 'data' || info.filename !== undefined,
+      // `data` streams whatever its headers say; `folder` is a small field even when sent with a
+      // filename; other files are skipped; fields stay small.
+      isFile: (info) => info.name === 'data' || (info.name !== 'folder' && info.filename !== undefined),
       maxParts: 8,
       maxFieldSize: 1024,
-      onField: (info, value) => { if (info.name === 'folder') folder = decodeField(info, value) },
+      onField: (info, value) => {
+        if (info.name !== 'folder') return
+        if (folder !== undefined) abort(bad('the multipart body has more than one "folder" part'))
+        folder = decodeField(info, value)
+      },
       onFile: (info) => {
-        if (info.name !== 'data' || gotFile) return () => {}
+        if (info.name !== 'data') return () => {}
+        if (gotFile) {
+          abort(bad('the multipart body has more than one "data" part'))
+          return () => {}
+        }
         gotFile = true
-        resolve({ data, folder: folderP, raw: false })
+        resolve({ data, folder: folderP, raw: false, idleMs })
         return (chunk) => {
           if (chunk === null) data.end()
           else if (!data.write(chunk)) drain = true
@@ -94,7 +110,7 @@ function multipart(source: Readable, headers: Headers): Promise<UploadBody> {
       parser.end()
       if (!done) abort(bad('the multipart body is malformed or truncated (it ends before its closing boundary)'))
     })
-    source.on('error', () => abort(bad('the multipart body could not be read')))
+    source.on('error', (e) => abort(isHttpError(e) ? e : bad('the multipart body could not be read')))
     data.on('close', () => { if (!data.writableFinished) source.destroy() })
   })
 }

@@ -34,9 +34,10 @@ export default defineFunction({
     bodyRequired: true,
     answers: { 201: { description: 'stored', content: { 'application/json': UploadAnswer } } },
     problems: { ...UPSTREAM_PROBLEMS,
-      400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart', 401: 'not logged in (POST /login first)',
+      400: 'the body ended early, is longer or shorter than its Content-Length, or is not well-formed multipart (or has two "data" or "folder" parts)', 401: 'not logged in (POST /login first)',
+      408: 'the client sent no byte of the body for CLIENT_STALL_TIMEOUT_MS (upload-stalled)',
       403: 'the role may not upload, or the Resource API refuses it', 409: 'an upload of this folder/filename is already running on this device',
-      413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, or no file field "data"',
+      413: 'larger than UPLOAD_MAX_BYTES', 415: 'neither application/octet-stream nor multipart/form-data', 422: 'invalid filename or folder, a multipart "folder" that disagrees with ?folder=, or no file field "data"',
       503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full or CACHE_DIR cannot be written' },
   } }],
   async fetch(request, env, ctx) {
@@ -48,7 +49,7 @@ export default defineFunction({
     const max = env.config.UPLOAD_MAX_BYTES
     if (Number(request.headers.get('content-length') ?? 0) > max + 64 * 1024) throw tooLarge(max)
 
-    const body = await openUploadBody(request)
+    const body = await openUploadBody(request, env.config.CLIENT_STALL_TIMEOUT_MS)
     // A raw body of known length: one pass, no ciphertext temporary file (crypto.md §4).
     if (body.length !== undefined) {
       if (body.length > max) {
@@ -57,7 +58,7 @@ export default defineFunction({
       }
       const folder = checkFolder(queryFolder)
       try {
-        return await exclusive(env, folder, filename, () => uploadOnePass(env, ctx, { data: body.data, length: body.length!, filename, folder, auth, cdn }))
+        return await exclusive(env, folder, filename, () => uploadOnePass(env, ctx, { data: body.data, length: body.length!, idleMs: body.idleMs, filename, folder, auth, cdn }))
       } finally {
         body.data.destroy()
       }
@@ -73,7 +74,11 @@ export default defineFunction({
         return await exclusive(env, folder, filename, async () => commitUpload(folder, await stage()))
       }
       const staged = await stage()
-      const folder = checkFolder((await body.folder) ?? queryFolder)
+      const named = await body.folder
+      if (named !== undefined && queryFolder !== null && named !== queryFolder) {
+        throw new HttpError(422, `the multipart "folder" (${JSON.stringify(named)}) and ?folder= (${JSON.stringify(queryFolder)}) disagree`, { type: 'invalid-folder' })
+      }
+      const folder = checkFolder(named ?? queryFolder)
       return await exclusive(env, folder, filename, () => commitUpload(folder, staged))
     } finally {
       body.data.destroy()
@@ -116,10 +121,10 @@ export default defineFunction({
 
       // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
       const manifest = { v: 1 as const, bytes, blobBytes: parts.blobBytes, smallBytes: parts.small.length, sha256Big: parts.bigSha256, sha256Small: parts.smallSha256, sha256Plain: sha256, chunkBytes: parts.chunkBytes, chunks: parts.chunks }
-      await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth)
+      await withAuth(env, `${folder}/${manifestName(filename)}`, (token) => putResourceFile(env, token, folder, manifestName(filename), encodeManifest(manifest)), auth, true)
 
       // The small part last: it is the commit point.
-      await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth)
+      await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth, true)
 
       // The upload is live upstream from here: a local cache failure only costs a later download.
       try {

@@ -15,6 +15,7 @@ import { upstreamProblem } from '../../shared/upstream/errors'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import type { CdnSettings, SessionAuth } from '../../shared/upstream/session'
 import { localWriteProblem } from './local-error'
+import { stalledBody } from './idle-body'
 import { plainMeter } from './meter'
 import { SplitStream, smallSizeOf } from './split'
 
@@ -23,6 +24,8 @@ export interface OnePass {
   data: Readable
   /** The plaintext's exact length, from Content-Length. */
   length: number
+  /** How long the loader has been waiting for the client's next byte. */
+  idleMs(): number
   filename: string
   folder: string
   auth: SessionAuth
@@ -83,6 +86,9 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
 
   let cdnFailure: HttpError | undefined
   const stopFor = (e: HttpError) => {
+    // The CDN's idle timer fires when no byte reaches it: that is the client's stall when the
+    // loader has been waiting for the client's body meanwhile.
+    if (e.status === 504 && p.idleMs() >= env.config.CDN_TIMEOUT_MS / 2) e = stalledBody(p.idleMs())
     cdnFailure ??= e
     putBody.destroy(e)
   }
@@ -134,9 +140,9 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
 
     // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
     const manifest = { v: 1 as const, bytes, blobBytes, smallBytes, sha256Big: parts.bigSha256, sha256Small: smallSha256, sha256Plain, chunkBytes: parts.chunkBytes, chunks: parts.chunks }
-    await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth)
+    await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth, true)
     // The small part last: it is the commit point.
-    await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth)
+    await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth, true)
 
     // The upload is live upstream from here: a local cache failure only costs a later download.
     try {

@@ -59,7 +59,8 @@ export function createMetrics(src: MetricsSources): RuntimeMetrics {
   const registers = [registry]
   collectDefaultMetrics({ register: registry, prefix: PREFIX })
 
-  const seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+  // Up to an hour: a multi-GiB upload or an unlock on a slow device takes tens of minutes.
+  const seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
   const requests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by function, route pattern, method and status', labelNames: ['function', 'route', 'method', 'status'], registers })
   const duration = new Histogram({ name: `${PREFIX}http_request_duration_seconds`, help: 'Time from the request to the last byte of its answer', labelNames: ['function', 'route', 'method', 'status'], buckets: seconds, registers })
   const bytesOut = new Counter({ name: `${PREFIX}http_response_bytes_total`, help: 'Body bytes served', labelNames: ['function', 'route'], registers })
@@ -86,7 +87,7 @@ export function createMetrics(src: MetricsSources): RuntimeMetrics {
   const unlockDone = new Gauge({ name: `${PREFIX}unlock_done_bytes`, help: 'Encrypted archive bytes the unlock job has read', registers })
   const unlockTotal = new Gauge({ name: `${PREFIX}unlock_archive_bytes`, help: 'Encrypted archive bytes of the unlock job', registers })
 
-  const info = new Gauge({ name: `${PREFIX}function_info`, help: 'The active artifact of each function', labelNames: ['function', 'version', 'sha256'], registers })
+  const info = new Gauge({ name: `${PREFIX}function_info`, help: 'The active artifact of each function: its release version (factory or the deployed one) and sha256', labelNames: ['function', 'version', 'sha256'], registers })
   const loadedAt = new Gauge({ name: `${PREFIX}function_loaded_timestamp_seconds`, help: 'When each function artifact was loaded', labelNames: ['function'], registers })
   new Gauge({ name: `${PREFIX}build_info`, help: 'The loader version', labelNames: ['version'], registers, collect() { this.set({ version: src.version }, 1) } })
 
@@ -101,7 +102,8 @@ export function createMetrics(src: MetricsSources): RuntimeMetrics {
     info.reset()
     loadedAt.reset()
     for (const f of src.functions()) {
-      info.set({ function: f.name, version: src.version, sha256: f.sha256 }, 1)
+      // The function's own release (`factory` for the image's artifact), not the runtime's version.
+      info.set({ function: f.name, version: String(f.version ?? 'factory'), sha256: f.sha256 }, 1)
       loadedAt.set({ function: f.name }, Date.parse(f.loadedAt) / 1000)
     }
   }

@@ -6,12 +6,23 @@ import type { NodeBindings } from './client-address'
 
 /** Which function serves `method route` (`runtime` for the runtime's own routes and 405s). */
 export type FunctionOf = (method: string, route: string) => string
+/** The methods `route` answers (its own routes'); any other method is counted as `other`. */
+export type MethodsOf = (route: string) => ReadonlySet<string> | undefined
+
+/** Methods an unmatched request keeps as its label; any other is `other` (a bounded label set). */
+const COMMON = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+
+/** The method label: the route's own methods (HEAD with GET) as they are, anything else `other`. */
+export function methodLabel(method: string, allowed: ReadonlySet<string> | undefined): string {
+  if (!allowed) return COMMON.has(method) ? method : 'other'
+  return allowed.has(method) || (method === 'HEAD' && allowed.has('GET')) ? method : 'other'
+}
 
 /**
  * Records every request once its answer is over. On node-server the bytes are the body bytes
  * the socket really carried (a cut download counts what was sent); elsewhere Content-Length.
  */
-export const requestMetrics = (metrics: RuntimeMetrics, functionOf: FunctionOf): MiddlewareHandler<{ Bindings: NodeBindings }> => async (c, next) => {
+export const requestMetrics = (metrics: RuntimeMetrics, functionOf: FunctionOf, methodsOf: MethodsOf = () => undefined): MiddlewareHandler<{ Bindings: NodeBindings }> => async (c, next) => {
   const started = performance.now()
   const { incoming, outgoing } = (c.env ?? {}) as Partial<NodeBindings>
   let bytesIn = 0
@@ -37,7 +48,8 @@ export const requestMetrics = (metrics: RuntimeMetrics, functionOf: FunctionOf):
   await next()
   const route = routePath(c, -1)
   const known = route && route !== '*' && route !== '/*'
-  const sample = { fn: known ? functionOf(c.req.method, route) : 'none', route: known ? route : 'unmatched', method: c.req.method, status: c.res.status }
+  const method = methodLabel(c.req.method, known ? methodsOf(route) ?? new Set() : undefined)
+  const sample = { fn: known ? functionOf(c.req.method, route) : 'none', route: known ? route : 'unmatched', method, status: c.res.status }
   if (outgoing) {
     outgoing.once('close', () => metrics.request({ ...sample, seconds: (performance.now() - started) / 1000, bytesIn, bytesOut }))
   } else {

@@ -19,7 +19,7 @@ export interface ProblemInit {
 
 const REASONS: Readonly<Record<number, string>> = Object.freeze({
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
-  405: 'Method Not Allowed', 409: 'Conflict', 411: 'Length Required', 413: 'Content Too Large',
+  405: 'Method Not Allowed', 408: 'Request Timeout', 409: 'Conflict', 411: 'Length Required', 413: 'Content Too Large',
   415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests',
   500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
   504: 'Gateway Timeout', 507: 'Insufficient Storage',

@@ -1,6 +1,6 @@
 // A strict reader of the YAML that cdn.yaml needs: one flat mapping of scalar values.
 // It accepts what an operator writes by hand (comments, single/double quotes, `---`/`...`
-// markers, `%YAML` directives, CRLF, a BOM) and refuses every other YAML construct with the
+// markers, `%YAML 1.2` directives, CRLF, a BOM) and refuses every other YAML construct with the
 // line number, so it never reads a document differently from a full YAML 1.2 parser
 // (test/unit/flat-yaml.test.ts checks that against the `yaml` package). It never quotes the
 // line it refuses: cdn.yaml holds secrets.
@@ -33,6 +33,21 @@ function plain(s: string): Scalar {
   if (/^[-+]?\.(inf|Inf|INF)$/.test(s)) return s.startsWith('-') ? -Infinity : Infinity
   if (/^\.(nan|NaN|NAN)$/.test(s)) return NaN
   return s
+}
+
+/** A plain value without its comment: from a `#` at the start or after a blank (one linear scan, no regex). */
+function stripComment(s: string): string {
+  for (let i = s.indexOf('#'); i !== -1; i = s.indexOf('#', i + 1)) {
+    if (i === 0 || s[i - 1] === ' ' || s[i - 1] === '\t') return s.slice(0, i)
+  }
+  return s
+}
+
+/** Without trailing spaces and tabs (the only blanks YAML trims; String#trimEnd would trim more). */
+function trimBlanks(s: string): string {
+  let end = s.length
+  while (end > 0 && (s[end - 1] === ' ' || s[end - 1] === '\t')) end--
+  return s.slice(0, end)
 }
 
 /** Reads a quoted scalar starting at `rest[0]`; returns it and what follows the closing quote. */
@@ -80,7 +95,9 @@ export function parseFlatYaml(source: string): Record<string, Scalar> {
     if (/^[ \t]*(#.*)?$/.test(text)) continue
     if (/^%/.test(text)) {
       if (started && !ended) throw new FlatYamlError(n, 'a directive inside the document')
-      if (!/^%YAML[ \t]+1\.[0-9]+[ \t]*(#.*)?$/.test(text)) throw new FlatYamlError(n, 'only the %YAML directive is supported')
+      if (!/^%YAML[ \t]/.test(text)) throw new FlatYamlError(n, 'only the %YAML directive is supported')
+      // Another version would read values differently (YAML 1.1: `yes` is true): only 1.2.
+      if (!/^%YAML[ \t]+1\.2[ \t]*(#.*)?$/.test(text)) throw new FlatYamlError(n, 'only %YAML 1.2 is supported')
       ended = false
       continue
     }
@@ -109,7 +126,7 @@ export function parseFlatYaml(source: string): Record<string, Scalar> {
       if (!/^([ \t]+(#.*)?)?$/.test(rest)) throw new FlatYamlError(n, 'unexpected text after a quoted value')
     } else {
       if (/^[[\]{}&*!|>%@`,]|^[-?:]([ \t]|$)/.test(rest)) throw new FlatYamlError(n, 'only scalar values are supported (no collections, block scalars, anchors, aliases or tags)')
-      const v = rest.replace(/(^|[ \t]+)#.*$/, '').replace(/[ \t]+$/, '')
+      const v = trimBlanks(stripComment(rest))
       if (/:([ \t]|$)/.test(v) || /[ \t]#/.test(v)) throw new FlatYamlError(n, 'a plain value contains ": "; quote it')
       value = plain(v)
     }

@@ -7,11 +7,13 @@ import { parseCdnYaml } from './cdn-config'
 import { apiAesKey, fingerprint } from '../crypto/keys'
 import { getResourceFile, loginUpstream } from './resource-api'
 import { mayUpload } from './roles'
-import { getAuth, setSession, type SessionAuth } from './session'
+import { randomUUID } from 'node:crypto'
+import { getLogoutEpoch, setSession, type SessionAuth } from './session'
 import { upstreamProblem, upstreamStatus } from './errors'
 
 /** Logs in with `email`/`password`, keeps credentials, token and CDN settings in the memory session. */
 export async function performLogin(env: Env, email: string, password: string): Promise<SessionAuth> {
+  const epoch = await getLogoutEpoch(env.session)
   const { token, claims } = await loginUpstream(env, email, password)
   const hardware = await fingerprint(env)
   let blob: Buffer
@@ -31,8 +33,11 @@ export async function performLogin(env: Env, email: string, password: string): P
     throw e
   }
   const cdn = parseCdnYaml(yaml, mayUpload(claims.role))
-  const previous = await getAuth(env.session)
-  const auth: SessionAuth = { email, password, token, generation: (previous?.generation ?? 0) + 1, user: { email: claims.email, role: claims.role } }
+  const auth: SessionAuth = { email, password, token, id: randomUUID(), user: { email: claims.email, role: claims.role } }
+  // A logout asked while this login ran wins: the session is not brought back after it.
+  if (await getLogoutEpoch(env.session) !== epoch) {
+    throw new HttpError(409, 'a logout was asked while this login ran: the session stays logged out', { type: 'logged-out-meanwhile' })
+  }
   // Credentials, token and CDN keys in one write: a concurrent login replaces all of them or none.
   await setSession(env.session, { auth, cdn })
   env.log.info({ email: claims.email, role: claims.role }, 'logged in')

@@ -1,5 +1,6 @@
 // Client of the Resource API (http.md §2.1): bearer token, one shared re-login on 401/403, read retries.
 import { ofetch, type $Fetch } from 'ofetch'
+import { randomUUID } from 'node:crypto'
 import type { Env } from '../contract/function'
 import { HttpError } from '../contract/http-error'
 import { clearSession, getAuth, getSession, setSession, type SessionAuth } from './session'
@@ -73,13 +74,20 @@ export async function loginUpstream(env: Env, email: string, password: string): 
   return { token: body.token, claims: await env.tokens.read(body.token, env.clock.now()) }
 }
 
+/** A newer login of the same user serves the caller; another user's (after a logout) never does. */
+function sameUser(newer: SessionAuth, seen: SessionAuth): SessionAuth {
+  if (newer.email === seen.email) return newer
+  throw new HttpError(401, 'the session changed to another user while this request ran (logout and login): repeat it', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
+}
+
 /** Logs in again with the stored credentials; concurrent callers share one re-login. */
 function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
   return env.inflight.run('relogin', async () => {
     const current = await getSession(env.session)
     if (!current) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
-    if (current.auth.generation > seen.generation) return current.auth
-    const { email, password, generation } = current.auth
+    // Another re-login or a new login replaced the token the caller saw: use the newer one.
+    if (current.auth.id !== seen.id) return sameUser(current.auth, seen)
+    const { email, password, id } = current.auth
     let fresh
     try {
       fresh = await loginUpstream(env, email, password)
@@ -87,7 +95,7 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
       if (!(e instanceof HttpError && e.status === 401)) throw e
       // A newer login made meanwhile is used as it is.
       const latest = await getAuth(env.session)
-      if (latest && latest.generation !== generation) return latest
+      if (latest && latest.id !== id) return sameUser(latest, seen)
       // The stored credentials are refused (a changed password): forget them rather than retry
       // them on every call (account lockout).
       if (latest) await clearSession(env.session)
@@ -96,11 +104,11 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
     }
     // A login that happened meanwhile wins: its credentials, token and CDN keys stay together.
     const now = await getSession(env.session)
-    if (!now || now.auth.generation !== generation) {
+    if (!now || now.auth.id !== id) {
       if (!now) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in', headers: { 'www-authenticate': 'Bearer' } })
-      return now.auth
+      return sameUser(now.auth, seen)
     }
-    const next = { ...now.auth, token: fresh.token, generation: generation + 1, user: { email: fresh.claims.email, role: fresh.claims.role } }
+    const next = { ...now.auth, token: fresh.token, id: randomUUID(), user: { email: fresh.claims.email, role: fresh.claims.role } }
     await setSession(env.session, { ...now, auth: next })
     env.log.info({ email: fresh.claims.email }, 're-logged in to the Resource API')
     return next
@@ -109,16 +117,17 @@ function relogin(env: Env, seen: SessionAuth): Promise<SessionAuth> {
 
 /**
  * Runs `call` with the session's token. On 401/403: one shared re-login (or the newer token
- * another caller already got) and one repeat; a second 403 is 403 here.
+ * another caller already got) and one repeat; a second 403 is 403 here. `write`: a 404 is the
+ * Resource API's failure (502), not a missing resource.
  */
-export async function withAuth<T>(env: Env, what: string, call: (token: string, auth: SessionAuth) => Promise<T>, auth?: SessionAuth): Promise<T> {
+export async function withAuth<T>(env: Env, what: string, call: (token: string, auth: SessionAuth) => Promise<T>, auth?: SessionAuth, write = false): Promise<T> {
   let a = auth ?? await getAuth(env.session)
   if (!a) throw new HttpError(401, 'not logged in: POST /login first', { type: 'not-logged-in' })
   try {
     return await call(a.token, a)
   } catch (e) {
     const s = upstreamStatus(e)
-    if (s !== 401 && s !== 403) throw mapNon401(e, what)
+    if (s !== 401 && s !== 403) throw mapNon401(e, what, write)
   }
   a = await relogin(env, a)
   try {
@@ -126,12 +135,13 @@ export async function withAuth<T>(env: Env, what: string, call: (token: string, 
   } catch (e) {
     const s = upstreamStatus(e)
     if (s === 403 || s === 401) throw new HttpError(403, 'the Resource API refuses this device or role', { type: 'upstream-forbidden' })
-    throw mapNon401(e, what)
+    throw mapNon401(e, what, write)
   }
 }
 
-function mapNon401(e: unknown, what: string): HttpError {
-  if (upstreamStatus(e) === 404) return new HttpError(404, `${what}: not found on the Resource API`, { type: 'not-found' })
+/** A read's 404 is the caller's "no such resource"; a write's 404 is the Resource API failing (502). */
+function mapNon401(e: unknown, what: string, write: boolean): HttpError {
+  if (!write && upstreamStatus(e) === 404) return new HttpError(404, `${what}: not found on the Resource API`, { type: 'not-found' })
   return upstreamProblem(WHO, what, e)
 }
 

@@ -23,8 +23,11 @@ export interface SessionAuth {
   email: string
   password: string
   token: string
-  /** Increases with every login, so a 401 on an older token reuses the newer one. */
-  generation: number
+  /**
+   * Random and never reused: new with every login and re-login. A re-login writes its token, or
+   * clears a refused session, only while the session still has the id it started from.
+   */
+  id: string
   user: SessionUser
 }
 
@@ -45,3 +48,13 @@ export const getAuth = async (s: Storage) => (await getSession(s))?.auth ?? null
 export const getCdn = async (s: Storage) => (await getSession(s))?.cdn ?? null
 /** Forgets the login and CDN settings. */
 export const clearSession = (s: Storage) => s.removeItem(SESSION)
+
+/** Counts logouts: a login that started before a logout must not write its session after it. */
+const LOGOUTS = 'logouts'
+/** The number of logouts so far (a login compares it before and after its upstream calls). */
+export const getLogoutEpoch = async (s: Storage) => (await s.getItem<number>(LOGOUTS)) ?? 0
+/** Logs out: forgets the session and makes every login still running drop its result. */
+export async function logout(s: Storage): Promise<void> {
+  await s.setItem(LOGOUTS, (await getLogoutEpoch(s)) + 1)
+  await clearSession(s)
+}

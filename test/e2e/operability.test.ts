@@ -233,7 +233,9 @@ describe('operability', () => {
     expect(requests({ function: 'upload', route: '/upload/:filename', method: 'POST', status: '201' })).toBe(3)
     expect(requests({ function: 'login', route: '/logout', method: 'POST', status: '200' })).toBe(1)
     expect(requests({ function: 'none', route: 'unmatched', method: 'GET', status: '404' })).toBe(1)
-    expect(requests({ function: 'runtime', route: '/metrics', method: 'POST', status: '405' })).toBe(1)
+    // A method outside the route's own is counted as "other": a bounded label set.
+    expect(requests({ function: 'runtime', route: '/metrics', method: 'other', status: '405' })).toBe(1)
+    expect(mz).not.toMatch(/route="\/metrics",method="POST"/)
     expect(metric(mz, 'loader_http_request_duration_seconds_count', { function: 'load', status: '200' })
       - metric(m0, 'loader_http_request_duration_seconds_count', { function: 'load', status: '200' })).toBe(3)
     const received = metric(mz, 'loader_http_request_bytes_total', { function: 'upload' }) - metric(m0, 'loader_http_request_bytes_total', { function: 'upload' })
@@ -245,7 +247,10 @@ describe('operability', () => {
     expect(metric(mz, 'loader_unlock_state', { state: 'ready' })).toBe(1)
     expect(metric(mz, 'loader_unlock_state')).toBe(1)
     expect(metric(mz, 'loader_unlock_done_bytes')).toBe(st.progress.bytesTotal)
-    for (const f of status.functions) expect(metric(mz, 'loader_function_info', { function: f.name, sha256: f.sha256, version: status.version })).toBe(1)
+    // Each function's own release version (`factory` here), not the runtime's.
+    for (const f of status.functions) expect(metric(mz, 'loader_function_info', { function: f.name, sha256: f.sha256, version: String(f.version) })).toBe(1)
+    expect(status.functions.every((f: { version: unknown }) => f.version === 'factory')).toBe(true)
+    expect(mz).toMatch(/^loader_http_request_duration_seconds_bucket\{le="3600",/m)
     expect(metric(mz, 'loader_process_resident_memory_bytes')).toBeGreaterThan(0)
     expect(mz).toMatch(/^loader_nodejs_eventloop_lag_seconds \d/m)
     // Bounded labels: no filename ever becomes a label value.

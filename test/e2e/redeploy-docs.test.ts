@@ -37,7 +37,8 @@ describe('redeploy', () => {
     expect(after).not.toBe(before)
     await expect.poll(async () => (await doc()).paths['/health'].get.summary, { timeout: 10_000 }).toBe('Liveness, redeployed')
     const metrics = await (await fetch(`${p.url}/metrics`)).text()
-    expect(metrics).toContain(`loader_function_info{function="health",version="${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}",sha256="${after}"} 1`)
+    // The function's own release (the image's artifacts, not deployed: `factory`, as /status says), not the loader's version.
+    expect(metrics).toContain(`loader_function_info{function="health",version="factory",sha256="${after}"} 1`)
     expect(metrics).not.toContain(before)
   })
 })

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { request, type IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -312,5 +313,47 @@ describe('stalled upstreams and clients', () => {
     expect(await ended).toBe('cut')
     expect(await eventually(() => openBigParts(s.loader.child.pid!).length === 0)).toBe(true)
     expect(s.loader.output()).toMatch(/stopped reading/)
+  })
+
+  /** Sends an upload's headers and `bytes` bytes of its body, then nothing; resolves with the raw answer once the loader closes. */
+  function stalledUpload(url: string, head: string, bytes: number, framing: (b: Buffer) => Buffer = (b) => b): Promise<string> {
+    const { hostname, port } = new URL(url)
+    return new Promise((ok, ko) => {
+      const sock = connect(Number(port), hostname)
+      let out = ''
+      sock.on('data', (d) => { out += d.toString('latin1') })
+      sock.on('error', () => {})
+      sock.on('close', () => ok(out))
+      setTimeout(() => { sock.destroy(); ko(new Error(`no answer to a stalled upload: ${out}`)) }, 20_000).unref()
+      sock.write(head)
+      sock.write(framing(Buffer.alloc(bytes, 7)))
+    })
+  }
+  const chunked = (b: Buffer) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')])
+
+  for (const [label, cdnTimeout] of [['the body timer fires first', '30000'], ['the CDN PUT times out first', '500']] as const) {
+    it(`a client that stops sending a one-pass upload body gets a 408 upload-stalled (${label}), and its slot is freed`, async () => {
+      await s.restartLoader({ CACHE_DIR: freshDir(), CLIENT_STALL_TIMEOUT_MS: '1000', CDN_TIMEOUT_MS: cdnTimeout, MAX_CONCURRENT_TRANSFERS: '1' })
+      await login()
+      const answer = await stalledUpload(s.loader.url,
+        `POST /upload/stalled.bin?folder=models HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\nContent-Length: ${2 * MiB}\r\n\r\n`, 300 * 1024)
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+      expect(answer).toMatch(/upload-stalled/)
+      const r = await fetch(`${s.loader.url}/upload/after.bin?folder=models`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(1000) })
+      expect(r.status).toBe(201)
+    })
+  }
+
+  it('a client that stops sending a multipart upload body gets a 408 upload-stalled, and its slot is freed', async () => {
+    await s.restartLoader({ CACHE_DIR: freshDir(), CLIENT_STALL_TIMEOUT_MS: '1000', MAX_CONCURRENT_TRANSFERS: '1' })
+    await login()
+    const part = Buffer.from('--XX\r\nContent-Disposition: form-data; name="data"; filename="a"\r\n\r\n')
+    const answer = await stalledUpload(s.loader.url,
+      `POST /upload/stalled-mp.bin?folder=models HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(part).toString('latin1')}`,
+      300 * 1024, chunked)
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+    expect(answer).toMatch(/upload-stalled/)
+    const r = await fetch(`${s.loader.url}/upload/after-mp.bin?folder=models`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(1000) })
+    expect(r.status).toBe(201)
   })
 })

@@ -15,6 +15,7 @@ import { smallSizeOf } from '../../functions/upload/split'
 import { startMoto, type Moto } from '../helpers/moto'
 import { hasPodman, startPodman, type Podman } from '../helpers/podman'
 import { startLoader, type LoaderProcess } from '../helpers/spawn'
+import { removeTempDirsSync, tempDir } from '../helpers/tmp'
 import { createOrigin } from './origin'
 
 const step = (what: string) => console.log(`dev: ${what}`)
@@ -30,12 +31,14 @@ let stopping = false
 const stop = async (code = 0) => {
   if (stopping) return
   stopping = true
-  step(`stopping ${['the loader', 'moto', podman && 'podman (its storage removed)', 'the origin'].filter(Boolean).join(', ')}${work ? ', removing the demo archive' : ''}`)
+  step(`stopping ${['the loader', 'moto', podman && 'podman (its storage removed)', 'the origin'].filter(Boolean).join(', ')}${work ? ', removing the demo archive' : ''}${process.env.CACHE_DIR ? '' : ' and this run\'s cache'}`)
   await loader?.stop().catch(() => {})
   await moto?.stop().catch(() => {})
   await podman?.stop().catch(() => {})
   origin?.close()
   if (work) rmSync(work, { recursive: true, force: true })
+  // Also what a start cut short left (podman's storage while it came up) and the run's own CACHE_DIR.
+  try { removeTempDirsSync() } catch (e) { console.error(`dev: could not remove a temporary folder: ${(e as Error).message}`) }
   process.exit(code)
 }
 process.on('SIGINT', () => void stop())
@@ -118,7 +121,9 @@ try {
   }
 
   step('starting the loader (dist/runtime.mjs) …')
-  const cacheDir = process.env.CACHE_DIR ?? './data'
+  // A fresh cache per run (removed on exit): a previous run's unlock state and cache were made
+  // with other salts. CACHE_DIR set: that folder is used and kept.
+  const cacheDir = process.env.CACHE_DIR ?? tempDir('loader-dev-cache-')
   mkdirSync(cacheDir, { recursive: true })
   loader = await startLoader({ ...salts, RESOURCE_API_URL: originUrl, JWT_SECRET: jwtSecret, PORT: process.env.PORT ?? '8080',
     CACHE_DIR: cacheDir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', HARDWARE_FINGERPRINT: '', ...unlockVars })
@@ -132,6 +137,7 @@ loader      ${u}
 origin      ${originUrl}   (Resource API: users ${DEMO.email} / ${OPERATOR.email})
 S3 (moto)   ${moto.url}   (SigV4 and IAM policies checked)
 unlock      ${unlockNote}
+cache       ${cacheDir}${process.env.CACHE_DIR ? '' : '   (this run\'s own, removed on exit; set CACHE_DIR to keep one)'}
 
 Try every flow:
   curl -s ${u}/health

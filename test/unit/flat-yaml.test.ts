@@ -58,6 +58,8 @@ const REFUSED: [string, number, RegExp][] = [
   ['host: a\n---\nhost: b\n', 2, /one document/],
   ['host: a\n...\nhost: b\n', 3, /after the document end/],
   ['%TAG ! tag:x,2000:\n---\nhost: a\n', 1, /%YAML/],
+  ['%YAML 1.1\n---\nsecret: yes\n', 1, /only %YAML 1\.2/], // 1.1 would read `yes` as true
+  ['%YAML 1.3\n---\nhost: a\n', 1, /only %YAML 1\.2/],
   ['--- host: a\n', 1, /document start/],
   ['"host": a\n', 1, /plain key/],
   ['? host\n: a\n', 1, /plain key/],
@@ -66,6 +68,17 @@ const REFUSED: [string, number, RegExp][] = [
 ]
 
 describe('the cdn.yaml reader', () => {
+  // A value of a million blanks once took a quadratic regex minutes: read in one linear pass now.
+  it.each([
+    ['blanks inside a value', `host: a${' '.repeat(1 << 20)}b\n`, { host: `a${' '.repeat(1 << 20)}b` }],
+    ['trailing blanks', `host: a${' \t'.repeat(1 << 19)}\n`, { host: 'a' }],
+    ['blanks before a comment', `host: a${' '.repeat(1 << 20)}# c${' '.repeat(1 << 10)}\n`, { host: 'a' }],
+    ['blanks then text that is no comment', `host: a${' '.repeat(1 << 20)}x#y\n`, { host: `a${' '.repeat(1 << 20)}x#y` }],
+  ])('reads a 1 MiB line of %s as the yaml package does', (_what, doc, expected) => {
+    expect(parseFlatYaml(doc)).toEqual(expected)
+    expect(parse(doc)).toEqual(expected)
+  })
+
   it.each(ACCEPTED.map((d, i) => [i, d]))('reads document %i exactly as the yaml package does', (_i, doc) => {
     const full = parse(doc as string) ?? {}
     expect(parseFlatYaml(doc as string)).toEqual(full)

@@ -46,4 +46,31 @@ describe('metrics', () => {
     expect(series(m, 'loader_http_requests_total', 'function="load",route="/load/:filename",method="POST",status="502"')).toBe(1)
     expect(m).not.toMatch(/m\.bin/)
   })
+
+  it('bounded method labels: a method outside the route\'s own is "other"; buckets up to an hour; function_info carries the function\'s release', async () => {
+    const w = await contractWorld()
+    expect((await w.app.request('/metrics', { method: 'POST' })).status).toBe(405)
+    expect((await w.app.request('/login', { method: 'PROPFIND' })).status).toBe(405)
+    expect((await w.app.request('/login', { method: 'DELETE' })).status).toBe(405)
+    expect((await w.app.request('/status', { method: 'HEAD' })).status).toBe(200)
+    const m = await (await w.app.request('/metrics')).text()
+    expect(series(m, 'loader_http_requests_total', 'function="runtime",route="/metrics",method="other",status="405"')).toBe(1)
+    expect(series(m, 'loader_http_requests_total', 'function="runtime",route="/login",method="other",status="405"')).toBe(2)
+    expect(series(m, 'loader_http_requests_total', 'function="status",route="/status",method="HEAD",status="200"')).toBe(1)
+    expect(m).not.toMatch(/method="(PROPFIND|DELETE)"/)
+    expect(m).not.toMatch(/route="\/metrics",method="POST"/)
+    for (const le of ['600', '1800', '3600']) expect(m).toMatch(new RegExp(`^loader_http_request_duration_seconds_bucket\\{le="${le}",`, 'm'))
+    expect(m).toMatch(/^loader_function_info\{function="login",version="factory",sha256="/m)
+  })
+
+  it('requests without the caller token count under their route, with the normalised method', async () => {
+    const token = 'caller-token-0123456789abcdef'
+    const w = await contractWorld({ LOADER_API_TOKEN: token })
+    expect((await w.app.request('/load/m.bin', { method: 'POST' })).status).toBe(401)
+    expect((await w.app.request('/load/m.bin', { method: 'PATCH' })).status).toBe(405)
+    const m = await (await w.app.request('/metrics', { headers: { authorization: `Bearer ${token}` } })).text()
+    expect(series(m, 'loader_http_requests_total', 'function="load",route="/load/:filename",method="POST",status="401"')).toBe(1)
+    expect(series(m, 'loader_http_requests_total', 'function="runtime",route="/load/:filename",method="other",status="405"')).toBe(1)
+    expect(m).not.toMatch(/method="PATCH"/)
+  })
 })

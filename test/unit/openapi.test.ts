@@ -41,6 +41,15 @@ describe('openapi.json', () => {
     expect(Object.keys(doc.paths['/load/{filename}'].post.responses)).toEqual(expect.arrayContaining(['200', '401', '403', '404', '422', '502', '503', '507']))
     expect(doc.paths['/upload/{filename}'].post.requestBody.content).toHaveProperty('multipart/form-data')
     expect(doc.paths['/upload/{filename}'].post.responses['413']).toBeDefined()
+    // Every operation documents the 405 another method gets, with its Allow header.
+    for (const [p, o] of Object.entries(doc.paths)) {
+      for (const [m, op] of Object.entries(o as Record<string, { responses: Record<string, { headers?: object }> }>)) {
+        expect(op.responses['405']?.headers, `${m} ${p}`).toHaveProperty('allow')
+      }
+    }
+    // An upload answers these (a Resource API 404 to its writes is a 502, never a 404).
+    expect(Object.keys(doc.paths['/upload/{filename}'].post.responses).sort()).toEqual(
+      ['201', '400', '401', '403', '405', '408', '409', '413', '415', '422', '500', '502', '503', '504', '507'])
     expect(doc.paths['/upload/{filename}'].post.parameters[0]).toMatchObject({ name: 'filename', in: 'path', required: true, schema: { pattern: expect.any(String) } })
   })
 

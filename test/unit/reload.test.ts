@@ -61,3 +61,15 @@ describe('reload', () => {
     expect(mod.name).toBe('health')
   })
 })
+
+describe('server timeouts', () => {
+  it('puts no whole-request bound on a slow upload body but keeps the headers bound', async () => {
+    const { env, cacheDir } = await makeEnv({ PORT: '0' })
+    cleanup.push(() => rmSync(cacheDir, { recursive: true, force: true }))
+    const rt = await startRuntime({ env, load: async () => fromSource([fn('one')]) }, { current: [] })
+    cleanup.push(() => rt.close())
+    // Node's default (300 s) would cut an upload still streaming after five minutes with a bare 408.
+    expect(rt.server.requestTimeout).toBe(0)
+    expect(rt.server.headersTimeout).toBeGreaterThan(0)
+  })
+})

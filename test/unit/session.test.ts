@@ -5,7 +5,7 @@ import { API } from '../mocks/resource-api'
 import { CDN } from '../mocks/cdn'
 import { server } from '../mocks/server'
 import { contractWorld, USER } from '../helpers/contract'
-import { getAuth, getCdn } from '../../shared/upstream/session'
+import { getAuth, getCdn, getSession } from '../../shared/upstream/session'
 
 const OTHER = { email: 'other@example.com', password: 'other-pass-1' }
 const cdnYaml = (tag: string) => Buffer.from(`host: ${CDN}\ndownloader_access_key: DL-${tag}\ndownloader_access_secret: dl-${tag}\nuploader_access_key: UP-${tag}\nuploader_access_secret: up-${tag}\n`)
@@ -71,5 +71,48 @@ describe('session', () => {
     expect(logins(w.api.state.calls)).toBe(2)
     expect((await w.req('/load/m.bin')).status).toBe(401)
     expect(logins(w.api.state.calls)).toBe(2)
+  })
+
+  // A re-login of user A held upstream while A logs out and B logs in: the re-login must neither
+  // write A's token into B's session nor, when refused, clear B's session.
+  for (const outcome of ['accepted', 'refused'] as const) {
+    it(`a re-login ${outcome} after a logout and another user's login leaves that user's session alone`, async () => {
+      const w = await contractWorld()
+      w.api.state.users.set(OTHER.email, { password: OTHER.password, role: 'ApiAdmin' })
+      w.seed('m.bin')
+      expect((await w.login()).status).toBe(200)
+      let held: (() => void) | undefined
+      server.use(
+        http.post(`${API}/resources/get/models`, () => HttpResponse.json({}, { status: 401 }), { once: true }),
+        http.post(`${API}/login`, async ({ request }) => {
+          if ((await request.clone().json() as { email?: string }).email !== USER.email) return
+          await new Promise<void>((ok) => { held = ok })
+        }, { once: true }),
+      )
+      if (outcome === 'refused') w.api.state.users.set(USER.email, { password: 'rotated-pass', role: 'ApiAdmin' })
+      const load = w.req('/load/m.bin')
+      await vi.waitFor(() => expect(held).toBeDefined(), { timeout: 15_000 })
+      expect((await w.req('/logout')).status).toBe(200)
+      expect((await w.req('/login', OTHER)).status).toBe(200)
+      const other = await getSession(w.env.session)
+      held!()
+      // A's request is never finished with B's token.
+      expect((await load).status).toBe(401)
+      expect(await getSession(w.env.session)).toEqual(other)
+      expect(other!.auth.email).toBe(OTHER.email)
+    })
+  }
+
+  it('a login still running when /logout is called does not bring the session back', async () => {
+    const w = await contractWorld()
+    let held: (() => void) | undefined
+    server.use(http.post(`${API}/login`, async () => { await new Promise<void>((ok) => { held = ok }) }, { once: true }))
+    const login = w.login()
+    await vi.waitFor(() => expect(held).toBeDefined(), { timeout: 15_000 })
+    expect((await w.req('/logout')).status).toBe(200)
+    held!()
+    expect((await login).status).toBe(409)
+    expect(await getSession(w.env.session)).toBeNull()
+    expect((await w.login()).status).toBe(200)
   })
 })

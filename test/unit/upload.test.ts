@@ -125,6 +125,75 @@ describe('concurrent uploads of one name', () => {
   })
 })
 
+describe('multipart upload fields', () => {
+  const upload = (w: World, form: FormData, query = '') => w.app.request(`/upload/mp.bin${query}`, { method: 'POST', body: form })
+  const file = () => new Blob([new Uint8Array(randomBytes(1000))])
+
+  it('a "folder" sent as a file part is the folder, not ignored', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', new Blob(['other-folder']), 'folder.txt')
+    form.append('data', file(), 'mp.bin')
+    const r = await upload(w, form)
+    expect(r.status).toBe(201)
+    expect((await r.json()).folder).toBe('other-folder')
+    expect(order[0]).toBe('big:other-folder/mp.bin.big')
+  })
+
+  it('a second "data" part is 400 and nothing is sent upstream', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', 'models')
+    form.append('data', file(), 'mp.bin')
+    form.append('data', file(), 'other.bin')
+    const r = await upload(w, form)
+    expect(r.status).toBe(400)
+    expect((await r.json()).detail).toMatch(/more than one "data"/)
+    expect(order).toEqual([])
+  })
+
+  it('a multipart "folder" that disagrees with ?folder= is 422 and nothing is sent upstream', async () => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    const order = recordWrites()
+    const form = new FormData()
+    form.append('folder', 'other-folder')
+    form.append('data', file(), 'mp.bin')
+    const r = await upload(w, form, '?folder=models')
+    expect(r.status).toBe(422)
+    expect((await r.json()).detail).toMatch(/disagree/)
+    expect(order).toEqual([])
+    // The same folder in both places is fine.
+    const same = new FormData()
+    same.append('folder', 'models')
+    same.append('data', file(), 'mp.bin')
+    expect((await upload(w, same, '?folder=models')).status).toBe(201)
+  })
+})
+
+describe('Resource API answers to the upload writes', () => {
+  // A 404 to a write is not "no such resource" (the caller's fault) but the Resource API failing.
+  it.each([['the manifest', 1], ['the small part', 2]] as const)('a 404 to %s write is 502, one-pass and staged', async (_what, nth) => {
+    const w = await contractWorld()
+    expect((await w.login()).status).toBe(200)
+    let writes = 0
+    server.use(http.post(`${API}/resources/:folder`, () => (++writes % 2 === nth % 2 ? HttpResponse.json({ error: 'unknown folder' }, { status: 404 }) : undefined)))
+    const r = await raw(w, 'w404.bin', randomBytes(5000))
+    expect(r.status).toBe(502)
+    expect((await r.json()).type).toMatch(/upstream-error/)
+    writes = 0
+    const form = new FormData()
+    form.append('folder', 'models')
+    form.append('data', new Blob([new Uint8Array(randomBytes(5000))]), 'w404.bin')
+    const m = await w.app.request('/upload/w404.bin', { method: 'POST', body: form })
+    expect(m.status).toBe(502)
+  })
+})
+
 describe('local write failures on upload', () => {
   it.each([
     ['ENOSPC (a full disk, /dev/full)', () => createWriteStream('/dev/full'), 507, 'ENOSPC'],
