@@ -41,6 +41,13 @@ function exitOnConfigError(e: unknown): void {
   process.exit(78)
 }
 
+// Signals that arrive while the loader starts (it may already answer /health before the admin
+// socket is up) are kept and handled once it has started; the default action would kill it.
+const early: string[] = []
+const keep = (signal: string) => () => { if (signal !== 'SIGHUP') early.push(signal) }
+const earlyHandlers = { SIGTERM: keep('SIGTERM'), SIGINT: keep('SIGINT'), SIGHUP: keep('SIGHUP') }
+for (const [signal, handler] of Object.entries(earlyHandlers)) process.on(signal, handler)
+
 try {
   let tls: TlsListener | undefined
   if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
@@ -85,6 +92,8 @@ try {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  for (const [signal, handler] of Object.entries(earlyHandlers)) process.off(signal, handler)
+  if (early.length) stop(early[0])
 } catch (e) {
   exitOnConfigError(e)
   process.stderr.write(`loader: cannot start: ${(e as Error).message}\n`)

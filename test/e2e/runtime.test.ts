@@ -1,5 +1,5 @@
 // The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { request } from 'node:http'
 import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -76,6 +76,21 @@ describe('built runtime', () => {
     const p = await start()
     expect(await p.stop('SIGTERM')).toBe(0)
     expect(p.output()).toContain('shutting down')
+  })
+
+  it('a SIGTERM that arrives while it starts is honoured once started: exit 0, not killed by the signal', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, GLIBC_TUNABLES: MALLOC_TUNABLES, ...SALTS, HARDWARE_FINGERPRINT: 'test', PORT: '0', CACHE_DIR: tempDir('loader-e2e-'), LOG_LEVEL: 'info' },
+    })
+    let out = ''
+    const exited = new Promise<[number | null, string | null]>((ok) => child.once('exit', (code, signal) => ok([code, signal])))
+    // The first log line (a start-up warning) comes long before the loader listens.
+    await new Promise<void>((ok) => child.stdout!.on('data', (d) => { out += d; if (out.includes('"level"')) ok() }))
+    child.stderr!.on('data', (d) => { out += d })
+    child.kill('SIGTERM')
+    expect(await exited).toEqual([0, null])
+    expect(out).toContain('shutting down')
   })
 
   it('SIGTERM with a request still in flight after SHUTDOWN_GRACE_MS: the connection is cut and the process exits 0', async () => {
