@@ -10,6 +10,7 @@ import { Hono } from 'hono'
 import * as v from 'valibot'
 import { adminSocketPath } from '../../shared/contract/config'
 import { HttpError, isHttpError, problemResponse } from '../../shared/contract/http-error'
+import { readTextLimited } from '../../shared/http/json'
 import { ConfigError } from '../config'
 import { errorSummary } from '../app'
 import { callerTokenMatches } from '../middleware/caller-token'
@@ -25,27 +26,6 @@ const RollbackBody = v.object({ version: v.optional(v.union([v.pipe(v.number(), 
 
 /** The largest rollback body read: `{"version": …}` needs a few bytes. */
 const ROLLBACK_BODY_MAX_BYTES = 4096
-
-/** Reads a small body as text; more than `max` bytes (declared or sent) is a 413. */
-async function readBounded(request: Request, max: number): Promise<string> {
-  const tooLarge = () => new HttpError(413, `the body is larger than ${max} bytes`)
-  if (Number(request.headers.get('content-length') ?? 0) > max) throw tooLarge()
-  if (!request.body) return ''
-  const chunks: Uint8Array[] = []
-  let size = 0
-  const reader = request.body.getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > max) {
-      await reader.cancel().catch(() => {})
-      throw tooLarge()
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
 
 /** The admin app; `token` set: every request needs `Authorization: Bearer <ADMIN_TOKEN>`. */
 export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: () => LoadedFunction[], token?: string) {
@@ -74,7 +54,7 @@ export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: 
     return c.json(dep)
   })
   app.post('/admin/functions/:name/rollback', async (c) => {
-    const text = await readBounded(c.req.raw, ROLLBACK_BODY_MAX_BYTES)
+    const text = await readTextLimited(c.req.raw, ROLLBACK_BODY_MAX_BYTES)
     let body: unknown = {}
     try {
       body = text.trim() ? JSON.parse(text) : {}
