@@ -16,7 +16,7 @@ export function renderReport(rows: Row[], quick: boolean): string {
     '# Benchmark report', '',
     `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, ${process.platform}/${process.arch}.`,
     `Run: ${new Date().toISOString()}${quick ? ' (quick: sizes scaled down)' : ''}. Reproduce with \`npm run bench\` (\`npm run bench -- --quick\` for the short form, \`-- --max-mib N\` to stop at N MiB).`,
-    `Sizes measured: ${[...new Set(rows.filter((r) => r.bytes >= MiB).map((r) => r.bytes))].sort((a, b) => a - b).map(size).join(', ')}.`, '',
+    `Sizes measured: ${[...new Set(rows.filter((r) => r.bytes >= MiB).map((r) => r.bytes).sort((a, b) => a - b).map(size))].join(', ')}.`, '',
     'Every figure stands beside the best a user could do with standard tools on the same bytes, measured in the same run: ' +
     '`openssl enc -d -in <ciphertext file> -out /dev/null` for decryption, `curl --aws-sigv4` GET of the same big part from the same S3 for cold loads, ' +
     '`curl --aws-sigv4 -T` PUT of the same size to the same S3 for uploads, `podman load -i` of the plaintext archive for unlock into podman. ' +
