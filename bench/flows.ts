@@ -2,7 +2,7 @@
 // raw /upload against a curl --aws-sigv4 PUT of the same size to the same S3; cold /load against
 // a curl --aws-sigv4 GET of the same big part; warm /load against `openssl enc -d -in` on the same
 // ciphertext. Each: the first run after a start, then several alternating runs (median and best).
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { startStack, RESOURCE_AES, type Stack } from '../test/helpers/stack'
 import { alternate, ciphertextOf, curlSigV4, curlTimed, MiB, OUT, opensslDecrypt, peakRss, randomFile, stats, type Row } from './lib'
@@ -52,7 +52,15 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
       // Cold load: the cache entry removed before each run; reference: the same big part with curl.
       const dropCache = () => { rmSync(big(), { force: true }); rmSync(`${big()}.json`, { force: true }) }
       const loadOurs = () => curlTimed(['-X', 'POST', `${s.loader.url}/load/${name}`])
-      const coldOurs = () => { dropCache(); return loadOurs() }
+      // A cold run ends when the download is committed to the cache, not when curl has the last
+      // byte: the shared download outlives the response by its whole-part hash, and a next run that
+      // found it still in memory would attach to it and measure a warm load, not a cold one.
+      const coldOurs = async () => {
+        dropCache()
+        const r = await loadOurs()
+        await committed(big())
+        return r
+      }
       const coldRef = () => curlTimed([...curlSigV4(s.moto.downloader), `${s.moto.url}/models/${name}.big`])
       dropCache()
       await restart()
@@ -102,6 +110,13 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
     ca.remove()
   }
   return rows
+}
+
+/** Waits until the cache holds `path` (a download's commit), at most two minutes. */
+async function committed(path: string): Promise<void> {
+  for (const t = Date.now(); !existsSync(path); await new Promise((ok) => setTimeout(ok, 5))) {
+    if (Date.now() - t > 120_000) throw new Error(`${path} was not committed within 2 minutes`)
+  }
 }
 
 /** A row from our timings and, optionally, the reference's. */

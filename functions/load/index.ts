@@ -118,8 +118,8 @@ export default defineFunction({
 
     // 2. The big part, from the cache or the CDN (held until the response ends); 3–4. checked, then streamed.
     const held = warm ?? await ensureBigPart(env, cdn, folder, filename, part, manifestOnce)
-    const { stream, bytes } = await openResource(env, held, folder, filename, small)
+    const { body, bytes } = await openResource(env, held, folder, filename, small)
     ctx.log.info({ folder, filename, bytes }, 'load')
-    return new Response(toWebStream(stream), { status: 200, headers: headers(bytes, held.record.manifest) })
+    return new Response(body, { status: 200, headers: headers(bytes, held.record.manifest) })
   },
 })

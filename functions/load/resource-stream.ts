@@ -1,18 +1,23 @@
-// Joins small || big and decrypts them as one stream after the last-block check (crypto.md §5 steps 3–4).
-import { Readable } from 'node:stream'
+// Joins small || big and decrypts them as one pull-based web stream after the last-block check
+// (crypto.md §5 steps 3–4). One read ahead of the cached file, one decryption per pull, no
+// Transform or iterator between the file and the socket: this is the warm load's hot loop.
 import type { HeldPart } from '../../shared/contract/cache'
 import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
-import { DecryptStream } from '../../shared/crypto/blob'
+import { createBlobDecipher } from '../../shared/crypto/blob-decipher'
 import { isBlobError } from '../../shared/crypto/errors'
+import { createGcPacer } from '../../shared/crypto/gc-pacer'
 import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { resourceAesKey } from '../../shared/crypto/keys'
 
+/** Bytes read from the cached big part per pull (the size of one socket write, about). */
+const READ_BYTES = 1 << 20
+
 /**
- * The decrypted resource as a node stream with its exact length; 502 when the parts do not decrypt.
- * Takes over `held`: it is released when the stream closes (end, error or cancel) or when this throws.
+ * The decrypted resource as a web stream with its exact length; 502 when the parts do not decrypt.
+ * Takes over `held`: it is released when the stream ends, fails or is cancelled, or when this throws.
  */
-export async function openResource(env: Env, held: HeldPart, folder: string, filename: string, small: Buffer): Promise<{ stream: Readable; bytes: number }> {
+export async function openResource(env: Env, held: HeldPart, folder: string, filename: string, small: Buffer): Promise<{ body: ReadableStream<Uint8Array>; bytes: number }> {
   const n = small.length + held.bytes
   const key = resourceAesKey(env)
   let bytes: number
@@ -25,16 +30,60 @@ export async function openResource(env: Env, held: HeldPart, folder: string, fil
     if (isBlobError(e)) throw new HttpError(502, `${folder}/${filename} does not decrypt: ${e.message} (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
     throw e
   }
-  // The file stream is made only once the caller reads, so no stream exists that nobody consumes.
-  const joined = Readable.from((async function* () {
-    if (small.length) yield small
-    yield* held.stream()
-  })(), { objectMode: false, highWaterMark: 1 << 20 })
-  const decrypt = new DecryptStream(key)
-  joined.once('error', (e) => decrypt.destroy(e))
-  decrypt.once('close', () => {
-    if (!joined.destroyed) joined.destroy()
+  const decipher = createBlobDecipher(key)
+  const pace = createGcPacer()
+  let position = 0
+  let ahead: Promise<Buffer> | undefined
+  let done = false
+  const readNext = () => {
+    const length = Math.min(READ_BYTES, held.bytes - position)
+    const at = position
+    position += length
+    const read = length === 0 ? Promise.resolve(Buffer.alloc(0)) : held.readAt(at, length).then((b) => {
+      if (b.length !== length) throw new Error(`cached big part ${folder}/${filename} ends at ${at + b.length} bytes, ${held.bytes} recorded`)
+      return b
+    })
+    read.catch(() => {}) // awaited by the next pull; a cancel may leave it unawaited
+    return read
+  }
+  const finish = () => {
+    if (done) return
+    done = true
     held.release()
-  })
-  return { stream: joined.pipe(decrypt), bytes }
+  }
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      // The small part first; the first read of the big part starts at once.
+      ahead = readNext()
+      const out = decipher.update(small)
+      if (out.length) controller.enqueue(out)
+    },
+    async pull(controller) {
+      try {
+        // A pull must hand over a chunk or end: the stream asks again only after a chunk (the
+        // decipher holds back its last block, so a short read can give nothing yet).
+        for (;;) {
+          const chunk = await ahead!
+          if (chunk.length === 0) {
+            const last = decipher.final()
+            finish()
+            if (last.length) controller.enqueue(last)
+            controller.close()
+            return
+          }
+          ahead = readNext()
+          pace(chunk.length)
+          const out = decipher.update(chunk)
+          if (out.length) return controller.enqueue(out)
+        }
+      } catch (e) {
+        finish()
+        controller.error(e)
+      }
+    },
+    cancel() {
+      finish()
+    },
+  }, { highWaterMark: 0 })
+  return { body, bytes }
 }

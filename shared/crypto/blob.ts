@@ -1,5 +1,6 @@
 // The blob format `IV || AES-256-CBC/PKCS#7` as streaming node Transforms (crypto.md §1).
-import { createCipheriv, createDecipheriv, createHash, randomBytes, type Decipher } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import { createBlobDecipher, type BlobDecipher } from './blob-decipher'
 import { Transform, type TransformCallback } from 'node:stream'
 import { BadPaddingError, BlobTooShortError, BlobTruncatedError } from './errors'
 import { createGcPacer } from './gc-pacer'
@@ -43,44 +44,28 @@ export function createEncryptStream(key: Buffer, iv: Buffer = randomBytes(BLOCK)
  * BadPaddingError at the end; never ends cleanly on a malformed blob.
  */
 export class DecryptStream extends Transform {
-  #key: Buffer
-  #iv: Buffer[] = []
-  #ivBytes = 0
-  #decipher?: Decipher
-  #total = 0
+  #decipher: BlobDecipher
   #pace = createGcPacer()
 
   constructor(key: Buffer) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 })
-    this.#key = key
+    this.#decipher = createBlobDecipher(key)
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.#total += chunk.length
-    if (!this.#decipher) {
-      const need = BLOCK - this.#ivBytes
-      if (chunk.length < need) {
-        this.#iv.push(chunk)
-        this.#ivBytes += chunk.length
-        return done()
-      }
-      this.#iv.push(chunk.subarray(0, need))
-      this.#decipher = createDecipheriv(ALG, this.#key, Buffer.concat(this.#iv))
-      chunk = chunk.subarray(need)
-      if (chunk.length === 0) return done()
-    }
     this.#pace(chunk.length)
-    done(null, this.#decipher.update(chunk))
+    const out = this.#decipher.update(chunk)
+    done(null, out.length ? out : undefined)
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.#total < BLOCK) return done(new BlobTooShortError(this.#total))
-    if (this.#total === BLOCK || this.#total % BLOCK !== 0) return done(new BlobTruncatedError(this.#total))
+    let out: Buffer
     try {
-      done(null, this.#decipher!.final())
-    } catch {
-      done(new BadPaddingError())
+      out = this.#decipher.final()
+    } catch (e) {
+      return done(e as Error)
     }
+    done(null, out)
   }
 }
 

@@ -45,7 +45,8 @@ export function heldPart(path: string, fh: FileHandle, record: CacheRecord, byte
         return positionalStream(fh, start, (e) => log?.debug({ path, err: String(e) }, 'cached big part read failed'))
       },
       async readAt(position, length) {
-        const buf = Buffer.alloc(length)
+        // Unzeroed: only the bytes read are handed out.
+        const buf = Buffer.allocUnsafe(length)
         const { bytesRead } = await fh.read(buf, 0, length, position)
         return buf.subarray(0, bytesRead)
       },
