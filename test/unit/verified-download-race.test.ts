@@ -7,34 +7,14 @@ import { http, HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { chunkedKey } from '../../functions/load/chunked-download'
 import type { DownloadJob } from '../../functions/load/download-job'
-import { smallSizeOf } from '../../functions/upload/split'
-import { encryptBuffer } from '../../shared/crypto/blob'
-import { encodeManifest } from '../../shared/crypto/manifest'
+import { seedChunked } from '../helpers/chunked-seed'
 import { contractWorld } from '../helpers/contract'
 import { slowDisk } from '../helpers/slow-disk'
-import { RESOURCE_AES } from '../helpers/stack'
 import { CDN } from '../mocks/cdn'
 import { server } from '../mocks/server'
 
 const CB = 16 * 1024
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
-
-/** Seeds a resource whose manifest has chunk hashes of CB bytes (a deterministic plaintext). */
-function seedChunked(w: Awaited<ReturnType<typeof contractWorld>>, name: string, bytes: number) {
-  const plain = Buffer.alloc(bytes)
-  for (let i = 0; i < bytes; i++) plain[i] = (i * 7 + (i >> 8)) & 0xff
-  const blob = encryptBuffer(RESOURCE_AES, plain, Buffer.alloc(16, 3))
-  const n = smallSizeOf(blob.length)
-  const small = Buffer.from(blob.subarray(0, n))
-  const big = Buffer.from(blob.subarray(n))
-  const chunks: string[] = []
-  for (let i = 0; i < big.length; i += CB) chunks.push(sha(big.subarray(i, i + CB)))
-  w.cdn.put(`models/${name}.big`, big, { 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) })
-  w.api.state.files.set(`models/${name}.small`, small)
-  w.api.state.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: n,
-    sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), chunkBytes: CB, chunks }))
-  return { plain, small, big }
-}
 
 /** The first offset where `got` differs from `want`, -1 when `got` is a prefix of it. */
 function firstDifference(got: Buffer, want: Buffer): number {
@@ -66,7 +46,7 @@ describe('verified download on a slow disk (crypto.md §5c)', () => {
     { what: 'after two verified chunks (the restart is refused: the caller gets those, then a cut)', cutAt: 2 * CB + CB / 2, verifiedFirst: 2 },
   ])('a cut $what: writes the cut attempt left queued never land behind the restart\'s truncation', async ({ cutAt, verifiedFirst }) => {
     const w = await contractWorld({ CDN_READ_RETRIES: '2' })
-    const { plain, small, big } = seedChunked(w, 'm.bin', 6 * CB)
+    const { plain, small, big } = seedChunked(w, 'm.bin', 6 * CB, CB)
     expect((await w.login()).status).toBe(200)
     const disk = slowDisk(w.env.cache)
     const whole = w.cdn.objects.get('models/m.bin.big')!
