@@ -113,4 +113,32 @@ describe('verified download on a slow disk (crypto.md §5c)', () => {
     expect(readFileSync(committed).equals(big)).toBe(true)
     expect(w.logs.join('')).not.toMatch(/verification|integrity check/)
   })
+
+  it('a cut first answer that had no ETag is not resumed (no version to pin it to): it restarts from zero while nothing was sent', async () => {
+    const w = await contractWorld({ CDN_READ_RETRIES: '2' })
+    const { plain, big } = seedChunked(w, 'm.bin', 6 * CB, CB)
+    expect((await w.login()).status).toBe(200)
+    const disk = slowDisk(w.env.cache)
+    const whole = w.cdn.objects.get('models/m.bin.big')!
+    const cutAt = CB / 2
+    let cut = true
+    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
+      if (!cut || request.headers.get('range')) return undefined
+      cut = false
+      const stream = new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(big.subarray(0, cutAt)))
+          void disk.writtenAtLeast(cutAt).then(() => c.error(new Error('connection reset')))
+        },
+      })
+      return new HttpResponse(stream, { status: 200, headers: { ...whole.meta } })
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(200)
+    const { got, cut: wasCut } = await drain(r)
+    expect(wasCut).toBe(false)
+    expect(got.equals(plain)).toBe(true)
+    // The second GET asked for the whole object again, not for a Range without If-Match.
+    expect(w.cdn.calls.filter((c) => c.method === 'GET').map((c) => c.range)).toEqual([undefined])
+  })
 })
