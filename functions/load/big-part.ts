@@ -12,7 +12,7 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
-import { diskErrorCode, diskProblem } from './disk-error'
+import { localStorageErrorCode, localStorageProblem } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -66,11 +66,11 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
       return held
     } catch (e) {
       env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
-      const code = diskErrorCode(e)
+      const code = localStorageErrorCode(e)
       if (!code) throw e
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
       await partial.remove().catch(() => {})
-      throw diskProblem(code, `big part of ${folder}/${filename}`, e)
+      throw localStorageProblem(e, `the big part of ${folder}/${filename}`, 'cache-not-writable')
     } finally {
       env.downloads.delete(bigPartKey(folder, filename, small.sha256), progress)
       partial.close()
@@ -198,7 +198,7 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
       }
     } catch (e) {
       // A full or unwritable disk is not the CDN's fault and is not retried.
-      if (diskErrorCode(e)) {
+      if (localStorageErrorCode(e)) {
         res.destroy()
         throw e
       }

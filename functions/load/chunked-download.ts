@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream'
 import type { CacheRecord, HeldPart } from '../../shared/contract/cache'
 import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
+import { localStorageErrorCode, localStorageProblem } from '../../shared/http/local-storage-error'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { upstreamProblem } from '../../shared/upstream/errors'
@@ -14,7 +15,6 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import type { SmallPart } from './big-part'
 import { ChunkMismatchError, createChunkVerifier, type ChunkVerifier, type VerifiedChunk } from './chunk-verifier'
 import { DownloadJob } from './download-job'
-import { diskErrorCode, diskProblem } from './disk-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -36,11 +36,11 @@ export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string,
     job.commit(held)
   }, async (e: Error) => {
     env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
-    const code = diskErrorCode(e)
+    const code = localStorageErrorCode(e)
     if (code) {
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
       await partial.remove().catch(() => {})
-      e = diskProblem(code, `big part of ${folder}/${filename}`, e)
+      e = localStorageProblem(e, `the big part of ${folder}/${filename}`, 'cache-not-writable')
     } else env.log.warn({ folder, filename, err: e.message }, 'verified download failed')
     job.fail(e)
   }).finally(() => {

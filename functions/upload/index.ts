@@ -13,7 +13,7 @@ import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import { upstreamProblem, UPSTREAM_PROBLEMS } from '../../shared/upstream/errors'
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
-import { isLocalFsError, localWriteProblem } from './local-error'
+import { isLocalFsError, localStorageProblem } from '../../shared/http/local-storage-error'
 import { exclusive } from './exclusive'
 import { stageUpload, tooLarge, type StagedUpload } from './stage'
 
@@ -108,7 +108,7 @@ export default defineFunction({
           body: bigPart,
         })
       } catch (e) {
-        if (readError && isLocalFsError(readError)) throw localWriteProblem(readError, 'the upload (reading its temporary file back)')
+        if (readError && isLocalFsError(readError)) throw localStorageProblem(readError, 'the upload (reading its temporary file back)', 'local-storage')
         throw upstreamProblem('the CDN', 'the big-part upload', e)
       }
       if (res.statusCode !== 200) {

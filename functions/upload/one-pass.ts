@@ -14,7 +14,7 @@ import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/
 import { upstreamProblem } from '../../shared/upstream/errors'
 import { putResourceFile, withAuth } from '../../shared/upstream/resource-api'
 import type { CdnSettings, SessionAuth } from '../../shared/upstream/session'
-import { localWriteProblem } from './local-error'
+import { localStorageProblem } from '../../shared/http/local-storage-error'
 import { stalledBody } from './idle-body'
 import { plainMeter } from './meter'
 import { SplitStream, smallSizeOf } from './split'
@@ -128,7 +128,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
       await put.catch(() => {})
       // The CDN's failure stops the flow with that very error; any other error is the body's.
       if (cdnFailure && e === cdnFailure) throw cdnFailure
-      if (fileError) throw localWriteProblem(fileError, 'the upload')
+      if (fileError) throw localStorageProblem(fileError, 'the upload', 'local-storage')
       if (isHttpError(e)) throw e
       throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
     }

@@ -9,7 +9,7 @@ import { createEncryptStream } from '../../shared/crypto/blob'
 import { resourceAesKey } from '../../shared/crypto/keys'
 import { plainMeter } from './meter'
 import { SplitStream } from './split'
-import { isLocalFsError, localWriteProblem } from './local-error'
+import { isLocalFsError, localStorageProblem } from '../../shared/http/local-storage-error'
 
 /** 413 for a body above UPLOAD_MAX_BYTES. */
 export const tooLarge = (max: number) => new HttpError(413, `the upload is larger than UPLOAD_MAX_BYTES (${max} bytes)`, { type: 'too-large' })
@@ -35,7 +35,7 @@ export async function stageUpload(env: Env, data: Readable, temp: TempFile, max:
     await pipeline(data, meter.stream, createEncryptStream(resourceAesKey(env)), split, sink)
   } catch (e) {
     // The temporary file's own failure says what it is (full disk, read-only, …), whatever else broke with it.
-    if (sinkError && isLocalFsError(sinkError)) throw localWriteProblem(sinkError, 'the upload')
+    if (sinkError && isLocalFsError(sinkError)) throw localStorageProblem(sinkError, 'the upload', 'local-storage')
     if (isHttpError(e)) throw e
     throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
   }
