@@ -114,7 +114,7 @@ export async function timeCommand(cmd: string, args: string[], env?: NodeJS.Proc
 }
 
 /** Bundles a bench worker to plain JS (so its peak RSS is Node's alone, not a TS loader's). */
-async function bundled(worker: string): Promise<string> {
+export async function bundledWorker(worker: string): Promise<string> {
   const outfile = join(OUT, 'workers', worker.replace(/\.ts$/, '.mjs'))
   await build({ entryPoints: [join(import.meta.dirname, 'workers', worker)], outfile, bundle: true, platform: 'node', format: 'esm',
     target: 'node20', logLevel: 'warning', banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" } })
@@ -123,14 +123,14 @@ async function bundled(worker: string): Promise<string> {
 
 /** Starts a bench worker as a long-running process; resolves when it prints its first line. */
 export async function startWorker(worker: string, args: string[]): Promise<{ stop(): void }> {
-  const child = spawn(process.execPath, [await bundled(worker), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [await bundledWorker(worker), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   await once(child.stdout, 'data')
   return { stop: () => child.kill() }
 }
 
 /** Runs a bench worker that prints one JSON line `{ms, maxRssKiB, ...}`, with the runtime's allocator settings. */
 export async function runWorker<T extends { ms: number; maxRssKiB: number }>(worker: string, args: string[]): Promise<T> {
-  const { stdout } = await timeCommand(process.execPath, [await bundled(worker), ...args], { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES })
+  const { stdout } = await timeCommand(process.execPath, [await bundledWorker(worker), ...args], { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES })
   return JSON.parse(stdout.trim().split('\n').pop()!) as T
 }
 

@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark in one go, then bench/REPORT.md and bench/chart.svg.
 // `--quick` scales sizes down and writes bench/out/ (CI runs it so the bench cannot rot). Exits 0 unless a run failed.
+import { benchCeilings } from './ceilings'
 import { benchConcurrency } from './concurrency'
 import { benchCrypto } from './crypto'
 import { benchDeploy } from './deploy'
@@ -33,6 +34,7 @@ try {
   await area(`crypto: our streaming decrypt and openssl enc -d -in (${mib})`, () => benchCrypto(sizes, runs))
   await area(`flows: /upload, cold and warm /load (HTTP and HTTPS) against curl and openssl (${mib})`, () => benchFlows(sizes, runs))
   await area(`unlock into a sink engine and into podman (${mib})`, () => benchUnlock(sizes, runs))
+  await area('ceilings: bare Node server → curl, and node:http client ← server, beside the references', () => benchCeilings(sizes.includes(256 * MiB) ? 256 * MiB : sizes[sizes.length - 1], runs))
   await area('concurrency: shared cold download, many warm loads', () => benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
   await area('field deployment: POST to serving, /status p99 across swaps', () => benchDeploy(quick ? 3 : 10))
 } catch (e) {
