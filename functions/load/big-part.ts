@@ -7,12 +7,12 @@ import { finished } from 'node:stream/promises'
 import type { CacheRecord, HeldPart, PartialFile } from '../../shared/contract/cache'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import type { Env } from '../../shared/contract/function'
-import { HttpError } from '../../shared/contract/http-error'
+import { HttpError, isHttpError } from '../../shared/contract/http-error'
 import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
-import { localStorageErrorCode, localStorageProblem } from '../../shared/http/local-storage-error'
+import { isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -66,6 +66,8 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
       return held
     } catch (e) {
       env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
+      // A raw errno error out here is a file operation's: the CDN's come as problems.
+      if (!isHttpError(e) && isLocalFsError(e)) markLocal(e)
       const code = localStorageErrorCode(e)
       if (!code) throw e
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
@@ -110,7 +112,7 @@ export async function receive(res: Readable, out: Writable, onChunk: (c: Buffer)
   }
   if (fileError) {
     res.destroy()
-    throw fileError
+    throw markLocal(fileError)
   }
   out.end()
   await finished(out)
@@ -181,14 +183,16 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
     }
     const hash = createHash('sha256')
     try {
-      if (status === 200) {
-        await partial.reset()
-        await partial.setEtag(etag)
-      } else {
-        await hashPartial(partial, hash)
-      }
-      // Make room under CACHE_MAX_BYTES for what is still to come (partials count).
-      await partial.reserve(Number(header(res.headers['content-length'])) || 0)
+      await onLocalFile(async () => {
+        if (status === 200) {
+          await partial.reset()
+          await partial.setEtag(etag)
+        } else {
+          await hashPartial(partial, hash)
+        }
+        // Make room under CACHE_MAX_BYTES for what is still to come (partials count).
+        await partial.reserve(Number(header(res.headers['content-length'])) || 0)
+      })
       progress.bytesDone = status === 200 ? 0 : part.bytes
       if (status === 416) res.resume()
       else {

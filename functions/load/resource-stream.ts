@@ -6,6 +6,7 @@ import type { Env } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
 import { createBlobDecipher } from '../../shared/crypto/blob-decipher'
 import { isBlobError } from '../../shared/crypto/errors'
+import { isLocalFsError, localStorageProblem, markLocal } from '../../shared/http/local-storage-error'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
 import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { resourceAesKey } from '../../shared/crypto/keys'
@@ -28,6 +29,8 @@ export async function openResource(env: Env, held: HeldPart, folder: string, fil
   } catch (e) {
     held.release()
     if (isBlobError(e)) throw new HttpError(502, `${folder}/${filename} does not decrypt: ${e.message} (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
+    // The cached file cannot be read: storage the loader cannot use, not a bug.
+    if (isLocalFsError(e)) throw localStorageProblem(markLocal(e), `reading the cached big part of ${folder}/${filename}`, 'cache-not-writable')
     throw e
   }
   const decipher = createBlobDecipher(key)

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { isLocalFsError, localStorageErrorCode, localStorageProblem } from '../../shared/http/local-storage-error'
+import { isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal } from '../../shared/http/local-storage-error'
 import { seedChunked } from '../helpers/chunked-seed'
 import { contractWorld } from '../helpers/contract'
 
@@ -78,5 +78,34 @@ describe('a load whose partial file cannot be written', () => {
     expect(paths.length).toBeGreaterThan(0)
     for (const p of paths) expect(existsSync(p)).toBe(false)
     expect(w.logs.join('')).toContain(code)
+  })
+})
+
+describe('a load whose partial file fails with a code outside the list', () => {
+  // The file-descriptor limit reached, or tmp/partial removed under the loader: the error is the
+  // partial file's, so it is a 507, not blamed on the CDN (and retried) nor a 500.
+  it.each([['ENOENT', false], ['EMFILE', false], ['ENOENT', true], ['EMFILE', true]] as const)('%s (chunk hashes: %s): 507 cache-not-writable naming the code, one CDN GET', async (code, chunked) => {
+    const w = await contractWorld()
+    if (chunked) seedChunked(w, 'm.bin', 100_000, 16 * 1024)
+    else w.seed('m.bin', Buffer.alloc(100_000, 1))
+    expect((await w.login()).status).toBe(200)
+    const own = w.env.cache.partial.bind(w.env.cache)
+    w.env.cache.partial = (f, n, s) => {
+      const p = own(f, n, s)
+      return { ...p, path: p.path, append: () => new Writable({ write(_c, _e, done) { done(errno(code)) } }) }
+    }
+    const r = await w.req('/load/m.bin')
+    const problem = await r.json()
+    expect(problem).toMatchObject({ status: 507, code, type: 'https://loader.local/problems/cache-not-writable' })
+    expect(problem.detail).toMatch(new RegExp(`cannot be used \\(${code}\\)`))
+    expect(w.cdn.calls.filter((c) => c.method === 'GET')).toHaveLength(1)
+  })
+
+  it('a marked local error maps whatever its code; EFBIG says the file is too large for the file system', () => {
+    expect(localStorageErrorCode(markLocal(errno('ENOENT', 'open')))).toBe('ENOENT')
+    expect(localStorageErrorCode(errno('ENOENT', 'open'))).toBeUndefined()
+    expect(localStorageProblem(errno('EFBIG'), 'the upload', 'local-storage')).toMatchObject({ status: 507, type: 'https://loader.local/problems/disk-full' })
+    expect(localStorageProblem(errno('EFBIG'), 'the upload', 'local-storage').message).toMatch(/no file this large \(EFBIG\)/)
+    expect(localStorageProblem(errno('EIO', 'read'), 'the upload', 'local-storage').message).toMatch(/cannot be used \(EIO\)/)
   })
 })
