@@ -2,7 +2,7 @@
 // raw /upload against a curl --aws-sigv4 PUT of the same size to the same S3; cold /load against
 // a curl --aws-sigv4 GET of the same big part; warm /load against `openssl enc -d -in` on the same
 // ciphertext. Each: the first run after a start, then several alternating runs (median and best).
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { startStack, RESOURCE_AES, type Stack } from '../test/helpers/stack'
 import { alternate, ciphertextOf, curlSigV4, curlTimed, MiB, OUT, opensslDecrypt, peakRss, randomFile, stats, type Row } from './lib'
@@ -56,6 +56,9 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
       // byte: the shared download outlives the response by its whole-part hash, and a next run that
       // found it still in memory would attach to it and measure a warm load, not a cold one.
       const coldOurs = async () => {
+        // …and the loader must have let go of the part: a load finding it still open (a hold the
+        // last response keeps a moment longer) would serve the removed file, warm.
+        await closedBy(s.loader.child.pid!, big())
         dropCache()
         const r = await loadOurs()
         await committed(big())
@@ -116,6 +119,16 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
 async function committed(path: string): Promise<void> {
   for (const t = Date.now(); !existsSync(path); await new Promise((ok) => setTimeout(ok, 5))) {
     if (Date.now() - t > 120_000) throw new Error(`${path} was not committed within 2 minutes`)
+  }
+}
+
+/** Waits until process `pid` has no descriptor open on `path`, at most two minutes. */
+async function closedBy(pid: number, path: string): Promise<void> {
+  const open = () => readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(path) } catch { return false }
+  })
+  for (const t = Date.now(); open(); await new Promise((ok) => setTimeout(ok, 5))) {
+    if (Date.now() - t > 120_000) throw new Error(`${path} is still open in the loader after 2 minutes`)
   }
 }
 
