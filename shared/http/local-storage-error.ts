@@ -1,7 +1,7 @@
 // Failures of the device's own storage under CACHE_DIR (a full disk, a volume that cannot be
 // written) as the 507 problems the load and upload flows answer: never a 500 (that would say the
 // loader has a bug, http.md §1) and never blamed on the CDN or on the caller's body.
-import { HttpError } from '../contract/http-error'
+import { HttpError, isHttpError } from '../contract/http-error'
 
 /** A device with no room left: the disk, the user's quota. */
 const FULL = /^(ENOSPC|EDQUOT)$/
@@ -14,7 +14,8 @@ const LOCAL = Symbol.for('loader.local-file-error')
 
 /** Marks `e` as raised by one of the loader's own files, so that whatever its code it maps to 507; returns it. */
 export function markLocal<T>(e: T): T {
-  if (e !== null && typeof e === 'object') (e as Record<symbol, unknown>)[LOCAL] = true
+  // A problem already decided (an HttpError) keeps its meaning.
+  if (e !== null && typeof e === 'object' && !isHttpError(e)) (e as Record<symbol, unknown>)[LOCAL] = true
   return e
 }
 

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal } from '../../shared/http/local-storage-error'
 import { seedChunked } from '../helpers/chunked-seed'
+import { HttpError } from '../../shared/contract/http-error'
 import { contractWorld } from '../helpers/contract'
 
 const errno = (code: string, syscall = 'write') => Object.assign(new Error(`${code}: failed, ${syscall}`), { code, syscall })
@@ -104,6 +105,8 @@ describe('a load whose partial file fails with a code outside the list', () => {
   it('a marked local error maps whatever its code; EFBIG says the file is too large for the file system', () => {
     expect(localStorageErrorCode(markLocal(errno('ENOENT', 'open')))).toBe('ENOENT')
     expect(localStorageErrorCode(errno('ENOENT', 'open'))).toBeUndefined()
+    // A problem already decided is never turned into a storage failure.
+    expect(localStorageErrorCode(markLocal(new HttpError(502, 'the CDN failed', { type: 'upstream-error' })))).toBeUndefined()
     expect(localStorageProblem(errno('EFBIG'), 'the upload', 'local-storage')).toMatchObject({ status: 507, type: 'https://loader.local/problems/disk-full' })
     expect(localStorageProblem(errno('EFBIG'), 'the upload', 'local-storage').message).toMatch(/no file this large \(EFBIG\)/)
     expect(localStorageProblem(errno('EIO', 'read'), 'the upload', 'local-storage').message).toMatch(/cannot be used \(EIO\)/)
