@@ -7,12 +7,12 @@ import { finished } from 'node:stream/promises'
 import type { CacheRecord, HeldPart, PartialFile } from '../../shared/contract/cache'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import type { Env } from '../../shared/contract/function'
-import { HttpError, isHttpError } from '../../shared/contract/http-error'
+import { HttpError } from '../../shared/contract/http-error'
 import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
-import { isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
+import { downloadStorageCode, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -66,9 +66,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
       return held
     } catch (e) {
       env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
-      // A raw errno error out here is a file operation's: the CDN's come as problems.
-      if (!isHttpError(e) && isLocalFsError(e)) markLocal(e)
-      const code = localStorageErrorCode(e)
+      const code = downloadStorageCode(e)
       if (!code) throw e
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
       await partial.remove().catch(() => {})

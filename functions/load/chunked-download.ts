@@ -6,8 +6,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import type { CacheRecord, HeldPart } from '../../shared/contract/cache'
 import type { Env } from '../../shared/contract/function'
-import { HttpError, isHttpError } from '../../shared/contract/http-error'
-import { isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal } from '../../shared/http/local-storage-error'
+import { HttpError } from '../../shared/contract/http-error'
+import { downloadStorageCode, localStorageProblem, markLocal } from '../../shared/http/local-storage-error'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import { upstreamProblem } from '../../shared/upstream/errors'
@@ -36,9 +36,7 @@ export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string,
     job.commit(held)
   }, async (e: Error) => {
     env.metrics.cdnDownload('error', 0, (performance.now() - started) / 1000)
-    // A raw errno error here is a file operation's: the CDN's come as problems.
-    if (!isHttpError(e) && isLocalFsError(e)) markLocal(e)
-    const code = localStorageErrorCode(e)
+    const code = downloadStorageCode(e)
     if (code) {
       env.log.error({ folder, filename, code }, `caching the big part failed: ${code}${code === 'ENOSPC' ? ' (the disk is full)' : ''}; the partial download is removed`)
       await partial.remove().catch(() => {})

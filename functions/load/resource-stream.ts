@@ -11,8 +11,8 @@ import { createGcPacer } from '../../shared/crypto/gc-pacer'
 import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { resourceAesKey } from '../../shared/crypto/keys'
 
-/** Bytes read from the cached big part per pull (the size of one socket write, about). */
-const READ_BYTES = 1 << 20
+/** Bytes per read of a cached or partial big part (about the size of one socket write). */
+export const READ_BYTES = 1 << 20
 
 /**
  * The decrypted resource as a web stream with its exact length; 502 when the parts do not decrypt.

@@ -5,9 +5,8 @@ import { Readable, Transform } from 'node:stream'
 import { HttpError } from '../../shared/contract/http-error'
 import { DecryptStream } from '../../shared/crypto/blob'
 import type { DownloadJob } from './download-job'
+import { READ_BYTES } from './resource-stream'
 
-/** Bytes per read of the committed part. */
-const READ_BYTES = 1 << 20
 
 const cut = (job: DownloadJob) => job.failure ?? new HttpError(502, `the download of ${job.folder}/${job.filename} ended early`)
 

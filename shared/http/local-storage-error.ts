@@ -39,6 +39,15 @@ export function localStorageErrorCode(e: unknown): string | undefined {
   return typeof code === 'string' && LOCAL_ONLY.test(code) ? code : undefined
 }
 
+/**
+ * The storage code of a download's failure (localStorageErrorCode), where every upstream error
+ * already arrives as an HttpError: a raw errno error left over can only be a local file's.
+ */
+export function downloadStorageCode(e: unknown): string | undefined {
+  if (!isHttpError(e) && isLocalFsError(e)) markLocal(e)
+  return localStorageErrorCode(e)
+}
+
 /** True when `e` is an error of the local file system (an errno code and a syscall): for a stream known to be a local file. */
 export const isLocalFsError = (e: unknown): e is NodeJS.ErrnoException =>
   typeof (e as NodeJS.ErrnoException)?.code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string'

@@ -9,6 +9,7 @@ import { encodeManifest } from '../../shared/crypto/manifest'
 import { smallSizeOf } from '../../functions/upload/split'
 import { opensslEncrypt } from '../helpers/openssl'
 import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+import { drain } from '../helpers/drain'
 
 const ADMIN = ['stream-admin@example.com', 'stream-admin-pass']
 const MiB = 1024 * 1024
@@ -61,21 +62,6 @@ async function seed(name: string, plain: Buffer, withChunks = true) {
 
 /** The plaintext a caller may have once `chunks` chunks are verified: small || chunks, less the IV and the block kept for the padding check. */
 const verifiedPlain = (smallBytes: number, chunks: number) => Math.floor((smallBytes + chunks * CB - 16) / 16) * 16 - 16
-
-/** Reads a response body until it ends or is cut; returns the bytes and whether it was cut. */
-async function drain(r: Response): Promise<{ got: Buffer; cut: boolean }> {
-  const parts: Buffer[] = []
-  const reader = r.body!.getReader()
-  try {
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) return { got: Buffer.concat(parts), cut: false }
-      parts.push(Buffer.from(value))
-    }
-  } catch {
-    return { got: Buffer.concat(parts), cut: true }
-  }
-}
 
 /** Reads at least `n` bytes of a body (or until it ends); the reader stays open for the rest. */
 async function readAtLeast(reader: ReadableStreamDefaultReader<Uint8Array>, n: number, parts: Buffer[]): Promise<number> {

@@ -42,3 +42,16 @@ export function cdn() {
   ]
   return { objects, calls, handlers, put }
 }
+
+/**
+ * A handler that answers only the first plain GET (no Range) of `key` with `answer()`: a first
+ * attempt a test shapes (cut, tampered, without ETag); every later request falls through to the CDN.
+ */
+export function firstPlainGet(key: string, answer: () => Response) {
+  let first = true
+  return http.get(`${CDN}/${key}`, ({ request }) => {
+    if (!first || request.headers.get('range')) return undefined
+    first = false
+    return answer()
+  })
+}

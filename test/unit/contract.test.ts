@@ -4,7 +4,7 @@ import { http, HttpResponse, delay } from 'msw'
 import { SignJWT } from 'jose'
 import { describe, expect, it } from 'vitest'
 import { API, JWT_SECRET } from '../mocks/resource-api'
-import { CDN } from '../mocks/cdn'
+import { CDN, firstPlainGet } from '../mocks/cdn'
 import { server } from '../mocks/server'
 import { contractWorld, USER } from '../helpers/contract'
 
@@ -160,10 +160,7 @@ describe('load', () => {
     const plain = w.seed('m.bin', randomBytes(300_000))
     expect((await w.login()).status).toBe(200)
     const whole = w.cdn.objects.get('models/m.bin.big')!
-    let cut = true
-    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
-      if (!cut || request.headers.get('range')) return undefined
-      cut = false
+    server.use(firstPlainGet('models/m.bin.big', () => {
       const stream = new ReadableStream({
         start(c) { c.enqueue(new Uint8Array(whole.body.subarray(0, 100_000))); setTimeout(() => c.error(new Error('connection reset')), 100) },
       })
@@ -182,10 +179,7 @@ describe('load', () => {
     const plain = w.seed('m.bin', randomBytes(300_000))
     expect((await w.login()).status).toBe(200)
     const whole = w.cdn.objects.get('models/m.bin.big')!
-    let cut = true
-    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
-      if (!cut || request.headers.get('range')) return undefined
-      cut = false
+    server.use(firstPlainGet('models/m.bin.big', () => {
       const stream = new ReadableStream({
         start(c) {
           c.enqueue(new Uint8Array(whole.body.subarray(0, 100_000)))

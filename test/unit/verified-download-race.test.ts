@@ -3,15 +3,16 @@
 // caller gets only verified bytes and the cache only the right part (regression of c633a23).
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { http, HttpResponse } from 'msw'
+import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { chunkedKey } from '../../functions/load/chunked-download'
 import type { DownloadJob } from '../../functions/load/download-job'
 import { seedChunked } from '../helpers/chunked-seed'
 import { contractWorld } from '../helpers/contract'
 import { slowDisk } from '../helpers/slow-disk'
-import { CDN } from '../mocks/cdn'
+import { firstPlainGet } from '../mocks/cdn'
 import { server } from '../mocks/server'
+import { drain } from '../helpers/drain'
 
 const CB = 16 * 1024
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -21,21 +22,6 @@ function firstDifference(got: Buffer, want: Buffer): number {
   if (got.length > want.length) return want.length
   for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return i
   return -1
-}
-
-/** Reads a response body until it ends or is cut. */
-async function drain(r: Response): Promise<{ got: Buffer; cut: boolean }> {
-  const parts: Buffer[] = []
-  const reader = r.body!.getReader()
-  try {
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) return { got: Buffer.concat(parts), cut: false }
-      parts.push(Buffer.from(value))
-    }
-  } catch {
-    return { got: Buffer.concat(parts), cut: true }
-  }
 }
 
 describe('verified download on a slow disk (crypto.md §5c)', () => {
@@ -56,10 +42,7 @@ describe('verified download on a slow disk (crypto.md §5c)', () => {
     seen[cutAt - 10] ^= 0x5a
     let job: DownloadJob | undefined
     let onDiskAtCut = -1
-    let cut = true
-    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
-      if (!cut || request.headers.get('range')) return undefined
-      cut = false
+    server.use(firstPlainGet('models/m.bin.big', () => {
       const stream = new ReadableStream({
         start(c) {
           c.enqueue(new Uint8Array(seen))
@@ -121,10 +104,7 @@ describe('verified download on a slow disk (crypto.md §5c)', () => {
     const disk = slowDisk(w.env.cache)
     const whole = w.cdn.objects.get('models/m.bin.big')!
     const cutAt = CB / 2
-    let cut = true
-    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
-      if (!cut || request.headers.get('range')) return undefined
-      cut = false
+    server.use(firstPlainGet('models/m.bin.big', () => {
       const stream = new ReadableStream({
         start(c) {
           c.enqueue(new Uint8Array(big.subarray(0, cutAt)))
