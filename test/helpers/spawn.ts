@@ -74,8 +74,14 @@ export async function startLoader(vars: Record<string, string> = {}, { wrap = []
   const tls = Boolean(vars.TLS_CERT_FILE)
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
   const headers = vars.LOADER_API_TOKEN ? { authorization: `Bearer ${vars.LOADER_API_TOKEN}` } : undefined
-  // Over HTTPS the test's fetch does not trust the test CA: the listening line says it is up.
-  const up = tls ? waitForLine(() => out, '"loader listening"') : waitFor(`${url}/health`, 15_000, { headers })
+  // The listening line comes once every listener is up, the admin socket included (it opens after
+  // /health answers, so a test that waited for /health alone could race it); at a quieter log level
+  // than info, /health is all there is to wait for. Over HTTPS the test's fetch does not trust the test CA.
+  const quiet = ['warn', 'error', 'fatal', 'silent'].includes(vars.LOG_LEVEL ?? '')
+  const up = Promise.all([
+    quiet ? undefined : waitForLine(() => out, '"loader listening"'),
+    tls ? undefined : waitFor(`${url}/health`, 15_000, { headers }),
+  ])
   try {
     await Promise.race([up, exited.then((c) => { throw new Error(`loader exited ${c}: ${out}`) })])
   } catch (e) {
