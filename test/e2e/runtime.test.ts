@@ -67,7 +67,8 @@ describe('built runtime', () => {
     expect(tuned.output()).not.toContain('allocator settings')
     expect((await (await fetch(`${tuned.url}/status`)).json()).warnings.join()).not.toContain('allocator')
     const plain = await start({ GLIBC_TUNABLES: '' })
-    await new Promise((r) => setTimeout(r, 300))
+    // The check runs just after the listening line (setImmediate): wait for its line, bounded.
+    for (let i = 0; i < 100 && !plain.output().includes('started without the allocator settings'); i++) await new Promise((r) => setTimeout(r, 50))
     expect(plain.output()).toContain('started without the allocator settings')
     expect((await (await fetch(`${plain.url}/status`)).json()).warnings.join()).toContain('GLIBC_TUNABLES=')
   })
