@@ -1,5 +1,5 @@
 // Start-up clean-up of CACHE_DIR: folders made, and what a killed process left removed (temporaries,
-// partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
+// also beside partial downloads; partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../../../shared/contract/logger'
@@ -34,6 +34,13 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
       if (!/^[0-9a-f]{64}$/.test(name)) {
         await rm(path, { force: true, recursive: true })
         log?.info({ path }, 'removed a partial download of the old layout')
+        continue
+      }
+      // Temporaries of writeAtomic (a partial's ETag record) a stopped process left.
+      for (const inner of await list(path)) {
+        if (!ATOMIC_TMP.test(inner)) continue
+        await rm(join(path, inner), { force: true })
+        log?.info({ path: join(path, inner) }, 'removed a temporary file a stopped process left')
       }
     }
   }
