@@ -123,7 +123,7 @@ async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
 async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder: string, filename: string, small: SmallPart, manifest: Manifest | null,
-  progress: { bytesDone: number }): Promise<HeldPart> {
+  progress: { bytesDone: number; bytesTotal: number }): Promise<HeldPart> {
   const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
@@ -192,6 +192,9 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
         await partial.reserve(Number(header(res.headers['content-length'])) || 0)
       })
       progress.bytesDone = status === 200 ? 0 : part.bytes
+      // Without a manifest, the size the CDN announces (what is on disk plus the rest for a 206).
+      const announced = Number(header(res.headers['content-length']))
+      if (!manifest && status !== 416 && announced > 0) progress.bytesTotal = progress.bytesDone + announced
       if (status === 416) res.resume()
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
