@@ -3,6 +3,9 @@
 import { createHash } from 'node:crypto'
 import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
+import { bigPartKey } from '../../functions/load/big-part'
+import type { CacheRecord, PartialFile } from '../../shared/contract/cache'
+import { seedChunked } from '../helpers/chunked-seed'
 import { contractWorld } from '../helpers/contract'
 import { firstPlainGet } from '../mocks/cdn'
 import { server } from '../mocks/server'
@@ -34,5 +37,63 @@ describe('/status during a download', () => {
     const r = await loading
     expect(r.status).toBe(200)
     expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+  })
+})
+
+describe('one writer per partial file', () => {
+  it('a verified download never starts while a download-then-send of the same part runs (both would append to one partial file)', async () => {
+    const w = await contractWorld()
+    const { plain, small, big } = seedChunked(w, 'm.bin', 200_000, 16 * 1024)
+    expect((await w.login()).status).toBe(200)
+    const cache = w.env.cache
+    // Claims open on each partial file, and the most ever open at once.
+    const open = new Map<string, number>()
+    let most = 0
+    const ownPartial = cache.partial
+    cache.partial = (folder, filename, smallSha) => {
+      const p: PartialFile = ownPartial(folder, filename, smallSha)
+      open.set(p.path, (open.get(p.path) ?? 0) + 1)
+      most = Math.max(most, open.get(p.path)!)
+      let closed = false
+      const close = p.close
+      p.close = () => {
+        if (!closed) open.set(p.path, open.get(p.path)! - 1)
+        closed = true
+        close.call(p)
+      }
+      return p
+    }
+    // The part is evicted between the first load's look at the record and its own acquire (the first
+    // record() answers a record), while the second load looks at the record once that load's
+    // download-then-send has claimed the partial file (nothing there any more).
+    const key = bigPartKey('models', 'm.bin', sha(small))
+    const ownRecord = cache.record
+    let calls = 0
+    let second!: () => void
+    const secondAsked = new Promise<void>((r) => { second = r })
+    cache.record = async (folder, filename) => {
+      const n = ++calls
+      if (n === 1) {
+        await secondAsked
+        return { smallSha256: sha(small), bytes: big.length, sha256: sha(big), storedAt: new Date().toISOString() } satisfies CacheRecord
+      }
+      if (n === 2) {
+        second()
+        // Once that download has claimed the partial file.
+        for (let i = 0; i < 2000 && !open.size; i++) await new Promise((r) => setTimeout(r, 1))
+        expect(w.env.inflight.has(key)).toBe(true)
+        return null
+      }
+      return ownRecord(folder, filename)
+    }
+    const [a, b] = await Promise.all([w.req('/load/m.bin'), w.req('/load/m.bin')])
+    const bodies = await Promise.all([a, b].map(async (r) => ({ status: r.status, body: Buffer.from(await r.arrayBuffer()) })))
+    for (let i = 0; i < 1000 && w.env.downloads.list().length; i++) await new Promise((r) => setTimeout(r, 2))
+    expect(calls).toBeGreaterThanOrEqual(2)
+    expect(most).toBe(1)
+    for (const r of bodies) {
+      expect(r.status).toBe(200)
+      expect(sha(r.body)).toBe(sha(plain))
+    }
   })
 })
