@@ -1,16 +1,17 @@
-// Fault injection on the load path of the built runtime: a full disk at every stage of a cold load,
-// clients that leave at every point, a process killed mid-download; the invariants after each.
+// Fault injection on the load path of the built runtime: a full disk before a verified download writes,
+// a second loader started on a CACHE_DIR in use; the invariants after each.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { smallSizeOf } from '../../functions/upload/split'
 import { encryptBuffer } from '../../shared/crypto/blob'
 import { encodeManifest } from '../../shared/crypto/manifest'
+import { ROOT } from '../helpers/spawn'
 import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+import { SALTS } from '../helpers/vectors'
 
 const USER = ['faults@example.com', 'faults-pass-1']
 const MiB = 1024 * 1024
@@ -111,5 +112,38 @@ describe('a full disk', () => {
     expect(again.status).toBe(200)
     await again.arrayBuffer()
     await s.restartLoader({ CACHE_DIR: join(work, 'cache-1') })
+  })
+})
+
+describe('a second loader on the same CACHE_DIR', () => {
+  it('stops before its start-up clean-up or eviction touches the first one\'s files', async () => {
+    await s.restartLoader({ CACHE_DIR: join(work, 'cache-shared') })
+    const dir = s.loader.cacheDir
+    await login()
+    const plain = await seed('kept.bin', MiB)
+    const warm = await load('kept.bin')
+    expect(sha(Buffer.from(await warm.arrayBuffer()))).toBe(sha(plain))
+    await eventually(async () => (await status()).downloads.length === 0)
+    const part = join(dir, 'cache/models/kept.bin.big')
+    expect(existsSync(part)).toBe(true)
+    // What the first loader may have in progress at any time: an upload's ciphertext temporary, a
+    // record being written, a part renamed into place whose record is not written yet.
+    const inProgress = [
+      join(dir, 'tmp', `upload-${s.loader.child.pid}-0123456789ab.tmp`),
+      join(dir, 'cache/models/kept.bin.big.json.0123abcd.tmp'),
+      join(dir, 'cache/models/landing.bin.big'),
+    ]
+    for (const f of inProgress) writeFileSync(f, 'in progress')
+    // A bound of 0 bytes: its eviction pass, if it ran, would remove every cached part.
+    const second = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+      env: { PATH: process.env.PATH, ...SALTS, PORT: '0', CACHE_DIR: dir, CACHE_MAX_BYTES: '0' }, encoding: 'utf8', timeout: 15_000,
+    })
+    expect(second.status).toBe(1)
+    expect(second.stderr).toMatch(/is in use by another loader/)
+    expect([part, ...inProgress].filter((f) => !existsSync(f))).toEqual([])
+    s.faults.ranges = []
+    const again = await load('kept.bin')
+    expect(sha(Buffer.from(await again.arrayBuffer()))).toBe(sha(plain))
+    expect(s.faults.ranges).toEqual([])
   })
 })
