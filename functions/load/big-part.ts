@@ -12,12 +12,18 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
+import { isBlobError } from '../../shared/crypto/errors'
+import { resourceAesKey } from '../../shared/crypto/keys'
+import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { downloadStorageCode, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
-/** The small part a big part must belong to. */
-export interface SmallPart { sha256: string; bytes: number }
+/**
+ * The small part a big part must belong to; `tail`, its last (up to) 32 bytes, lets a download that
+ * nothing else verifies be checked for its padding before it is cached.
+ */
+export interface SmallPart { sha256: string; bytes: number; tail?: Buffer }
 
 /** The single-flight key of the download-then-send download of a big part. */
 export const bigPartKey = (folder: string, filename: string, smallSha: string) => `big:${folder}/${filename}:${smallSha}`
@@ -115,6 +121,22 @@ export async function receive(res: Readable, out: Writable, onChunk: (c: Buffer)
   out.end()
   await finished(out)
   if (sourceError) throw sourceError
+}
+
+/** The last-block check of small || big (crypto.md §5 step 3) on the downloaded part; true without the small part's tail. */
+async function decrypts(env: Env, partial: PartialFile, small: SmallPart, bigBytes: number): Promise<boolean> {
+  if (!small.tail) return true
+  const chunks: Buffer[] = []
+  const want = Math.min(32, bigBytes)
+  if (want > 0) for await (const c of partial.readRange(bigBytes - want, bigBytes - 1)) chunks.push(c as Buffer)
+  const tail = Buffer.concat([small.tail, ...chunks]).subarray(-32)
+  try {
+    plainLengthFromTail(resourceAesKey(env), tail.length === 32 ? tail : Buffer.alloc(32), small.bytes + bigBytes)
+    return true
+  } catch (e) {
+    if (isBlobError(e)) return false
+    throw e
+  }
 }
 
 async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
@@ -226,6 +248,14 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
       // crypto.md §5b: one more download after a failed check, whatever CDN_READ_RETRIES says.
       attempt--
       continue
+    }
+    if (!expected && !manifest && !await decrypts(env, partial, small, bytes)) {
+      // Nothing vouches for these bytes (an older upload) and they do not decrypt: never cached,
+      // or every later load would answer 502 from the cache (a proxy's page, a truncated object).
+      await partial.reset()
+      env.metrics.cdnVerificationFailure()
+      env.log.warn({ folder, filename }, 'the big part of an older upload does not decrypt (bad padding); discarded, not cached')
+      throw new HttpError(502, `${folder}/${filename} does not decrypt: the CDN copy is not a big part of this resource (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
     }
     const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, ...(manifest ? { manifest } : {}), storedAt: new Date().toISOString() }
     return partial.commit(record)

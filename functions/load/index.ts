@@ -37,7 +37,7 @@ async function prepare(request: Request, env: Env, ctx: Ctx) {
   // 1. The small part: the licence check, made on every load.
   const hardware = await fingerprint(env)
   const { small, sha256 } = await fetchSmallPart(env, auth, hardware, folder, filename)
-  const part = { sha256, bytes: small.length }
+  const part = { sha256, bytes: small.length, tail: small.subarray(-32) }
   // Concurrent cold loads of one part share one manifest fetch.
   const getManifest = () => env.inflight.run(`manifest:${folder}/${filename}:${sha256}`, () => fetchManifest(env, auth, hardware, folder, filename))
   // A warm part is held from here until the response ends.

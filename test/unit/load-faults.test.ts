@@ -97,3 +97,24 @@ describe('one writer per partial file', () => {
     }
   })
 })
+
+describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garbage once', () => {
+  it('the garbage is not cached: 502 for that load, and the next load downloads again and answers the resource', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('old.bin')
+    expect((await w.login()).status).toBe(200)
+    // Nothing on the CDN object says what its bytes should be (an upload older than manifests and metadata).
+    const obj = w.cdn.objects.get('models/old.bin.big')!
+    obj.meta = {}
+    // A proxy or portal on the way answers 200 with a page of its own, once.
+    const page = Buffer.from('<html><body>Please sign in to the network</body></html>'.padEnd(obj.body.length, ' '))
+    server.use(firstPlainGet('models/old.bin.big', () => new HttpResponse(new Uint8Array(page), { status: 200, headers: { 'content-type': 'text/html' } })))
+    const first = await w.req('/load/old.bin')
+    expect(first.status).toBe(502)
+    expect((await first.json()).type).toMatch(/decrypt-failed/)
+    expect(await w.env.cache.record('models', 'old.bin')).toBeNull()
+    const second = await w.req('/load/old.bin')
+    expect(second.status).toBe(200)
+    expect(sha(Buffer.from(await second.arrayBuffer()))).toBe(sha(plain))
+  })
+})
