@@ -252,7 +252,7 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
     if (!expected && !manifest && !await decrypts(env, partial, small, bytes)) {
       // Nothing vouches for these bytes (an older upload) and they do not decrypt: never cached,
       // or every later load would answer 502 from the cache (a proxy's page, a truncated object).
-      await partial.reset()
+      await partial.remove()
       env.metrics.cdnVerificationFailure()
       env.log.warn({ folder, filename }, 'the big part of an older upload does not decrypt (bad padding); discarded, not cached')
       throw new HttpError(502, `${folder}/${filename} does not decrypt: the CDN copy is not a big part of this resource (parts truncated or not of one upload)`, { type: 'decrypt-failed' })

@@ -1,6 +1,8 @@
 // Fault injection on the load path (contract world: MSW for the Resource API and the CDN, the
 // source functions in-process): what /status says about a download, the CDN socket after a local failure.
 import { createHash } from 'node:crypto'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { bigPartKey } from '../../functions/load/big-part'
@@ -113,6 +115,8 @@ describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garba
     expect(first.status).toBe(502)
     expect((await first.json()).type).toMatch(/decrypt-failed/)
     expect(await w.env.cache.record('models', 'old.bin')).toBeNull()
+    // Nor left as a partial download.
+    expect(readdirSync(join(w.cacheDir, 'tmp/partial'), { recursive: true }).filter((n) => String(n).endsWith('.part'))).toEqual([])
     const second = await w.req('/load/old.bin')
     expect(second.status).toBe(200)
     expect(sha(Buffer.from(await second.arrayBuffer()))).toBe(sha(plain))
