@@ -15,7 +15,7 @@ import { createGcPacer } from '../../shared/crypto/gc-pacer'
 import { isBlobError } from '../../shared/crypto/errors'
 import { resourceAesKey } from '../../shared/crypto/keys'
 import { plainLengthFromTail } from '../../shared/crypto/last-block'
-import { downloadStorageCode, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
+import { downloadStorageCode, isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -24,6 +24,19 @@ const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : 
  * nothing else verifies be checked for its padding before it is cached.
  */
 export interface SmallPart { sha256: string; bytes: number; tail?: Buffer }
+
+/**
+ * `env.cache.acquire`, where a failure of the cache's own files (the open-file limit, an unreadable
+ * volume) is the 507 of a local storage failure, not a bug (500).
+ */
+export async function acquireCached(env: Env, folder: string, filename: string): Promise<HeldPart | null> {
+  try {
+    return await env.cache.acquire(folder, filename)
+  } catch (e) {
+    if (!isLocalFsError(e)) throw e
+    throw localStorageProblem(markLocal(e), `reading the cached big part of ${folder}/${filename}`, 'cache-not-writable')
+  }
+}
 
 /** The single-flight key of the download-then-send download of a big part. */
 export const bigPartKey = (folder: string, filename: string, smallSha: string) => `big:${folder}/${filename}:${smallSha}`
@@ -36,7 +49,7 @@ export const bigPartKey = (folder: string, filename: string, smallSha: string) =
  */
 export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
   getManifest: () => Promise<Manifest | null>): Promise<HeldPart> {
-  const have = await env.cache.acquire(folder, filename)
+  const have = await acquireCached(env, folder, filename)
   if (have?.record.smallSha256 === small.sha256) {
     env.metrics.cacheLookup('hit')
     return have
@@ -44,7 +57,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   have?.release()
   env.metrics.cacheLookup('miss')
   const shared = await env.inflight.run(bigPartKey(folder, filename, small.sha256), async () => {
-    const again = await env.cache.acquire(folder, filename)
+    const again = await acquireCached(env, folder, filename)
     if (again?.record.smallSha256 === small.sha256) return again
     again?.release()
     // A verified download (crypto.md §5c) of the same part may be running: let it finish rather
@@ -52,7 +65,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     const verified = env.downloads.get<DownloadJob>(chunkedKey(folder, filename, small.sha256))
     if (verified) {
       await verified.settled
-      const after = await env.cache.acquire(folder, filename)
+      const after = await acquireCached(env, folder, filename)
       if (after?.record.smallSha256 === small.sha256) return after
       after?.release()
     }

@@ -122,3 +122,20 @@ describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garba
     expect(sha(Buffer.from(await second.arrayBuffer()))).toBe(sha(plain))
   })
 })
+
+describe('the open-file limit reached', () => {
+  it('a load whose cache look-up cannot open a file answers 507 problem+json naming the code, not 500', async () => {
+    const w = await contractWorld()
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    const own = w.env.cache.acquire
+    w.env.cache.acquire = async () => {
+      throw Object.assign(new Error('EMFILE: too many open files, open \'/x/cache/models/m.bin.big\''), { code: 'EMFILE', errno: -24, syscall: 'open' })
+    }
+    const r = await w.req('/load/m.bin')
+    w.env.cache.acquire = own
+    expect(r.status).toBe(507)
+    expect(r.headers.get('content-type')).toBe('application/problem+json')
+    expect((await r.json()).detail).toMatch(/EMFILE/)
+  })
+})
