@@ -12,12 +12,31 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
-import { downloadStorageCode, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
+import { isBlobError } from '../../shared/crypto/errors'
+import { resourceAesKey } from '../../shared/crypto/keys'
+import { plainLengthFromTail } from '../../shared/crypto/last-block'
+import { downloadStorageCode, isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
-/** The small part a big part must belong to. */
-export interface SmallPart { sha256: string; bytes: number }
+/**
+ * The small part a big part must belong to; `tail`, its last (up to) 32 bytes, lets a download that
+ * nothing else verifies be checked for its padding before it is cached.
+ */
+export interface SmallPart { sha256: string; bytes: number; tail?: Buffer }
+
+/**
+ * `env.cache.acquire`, where a failure of the cache's own files (the open-file limit, an unreadable
+ * volume) is the 507 of a local storage failure, not a bug (500).
+ */
+export async function acquireCached(env: Env, folder: string, filename: string): Promise<HeldPart | null> {
+  try {
+    return await env.cache.acquire(folder, filename)
+  } catch (e) {
+    if (!isLocalFsError(e)) throw e
+    throw localStorageProblem(markLocal(e), `reading the cached big part of ${folder}/${filename}`, 'cache-not-writable')
+  }
+}
 
 /** The single-flight key of the download-then-send download of a big part. */
 export const bigPartKey = (folder: string, filename: string, smallSha: string) => `big:${folder}/${filename}:${smallSha}`
@@ -30,7 +49,7 @@ export const bigPartKey = (folder: string, filename: string, smallSha: string) =
  */
 export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, filename: string, small: SmallPart,
   getManifest: () => Promise<Manifest | null>): Promise<HeldPart> {
-  const have = await env.cache.acquire(folder, filename)
+  const have = await acquireCached(env, folder, filename)
   if (have?.record.smallSha256 === small.sha256) {
     env.metrics.cacheLookup('hit')
     return have
@@ -38,7 +57,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   have?.release()
   env.metrics.cacheLookup('miss')
   const shared = await env.inflight.run(bigPartKey(folder, filename, small.sha256), async () => {
-    const again = await env.cache.acquire(folder, filename)
+    const again = await acquireCached(env, folder, filename)
     if (again?.record.smallSha256 === small.sha256) return again
     again?.release()
     // A verified download (crypto.md §5c) of the same part may be running: let it finish rather
@@ -46,7 +65,7 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
     const verified = env.downloads.get<DownloadJob>(chunkedKey(folder, filename, small.sha256))
     if (verified) {
       await verified.settled
-      const after = await env.cache.acquire(folder, filename)
+      const after = await acquireCached(env, folder, filename)
       if (after?.record.smallSha256 === small.sha256) return after
       after?.release()
     }
@@ -117,13 +136,29 @@ export async function receive(res: Readable, out: Writable, onChunk: (c: Buffer)
   if (sourceError) throw sourceError
 }
 
+/** The last-block check of small || big (crypto.md §5 step 3) on the downloaded part; true without the small part's tail. */
+async function decrypts(env: Env, partial: PartialFile, small: SmallPart, bigBytes: number): Promise<boolean> {
+  if (!small.tail) return true
+  const chunks: Buffer[] = []
+  const want = Math.min(32, bigBytes)
+  if (want > 0) for await (const c of partial.readRange(bigBytes - want, bigBytes - 1)) chunks.push(c as Buffer)
+  const tail = Buffer.concat([small.tail, ...chunks]).subarray(-32)
+  try {
+    plainLengthFromTail(resourceAesKey(env), tail.length === 32 ? tail : Buffer.alloc(32), small.bytes + bigBytes)
+    return true
+  } catch (e) {
+    if (isBlobError(e)) return false
+    throw e
+  }
+}
+
 async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
   for await (const c of partial.read()) hash.update(c as Buffer)
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */
 async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder: string, filename: string, small: SmallPart, manifest: Manifest | null,
-  progress: { bytesDone: number }): Promise<HeldPart> {
+  progress: { bytesDone: number; bytesTotal: number }): Promise<HeldPart> {
   const smallSha = small.sha256
   const url = bigPartUrl(cdn, folder, filename)
   const what = `big part of ${folder}/${filename}`
@@ -192,6 +227,9 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
         await partial.reserve(Number(header(res.headers['content-length'])) || 0)
       })
       progress.bytesDone = status === 200 ? 0 : part.bytes
+      // Without a manifest, the size the CDN announces (what is on disk plus the rest for a 206).
+      const announced = Number(header(res.headers['content-length']))
+      if (!manifest && status !== 416 && announced > 0) progress.bytesTotal = progress.bytesDone + announced
       if (status === 416) res.resume()
       else {
         // Socket reads are fresh 64 KiB buffers: paced minor GCs let them be reused, not re-faulted.
@@ -223,6 +261,14 @@ async function download(env: Env, cdn: CdnSettings, partial: PartialFile, folder
       // crypto.md §5b: one more download after a failed check, whatever CDN_READ_RETRIES says.
       attempt--
       continue
+    }
+    if (!expected && !manifest && !await decrypts(env, partial, small, bytes)) {
+      // Nothing vouches for these bytes (an older upload) and they do not decrypt: never cached,
+      // or every later load would answer 502 from the cache (a proxy's page, a truncated object).
+      await partial.remove()
+      env.metrics.cdnVerificationFailure()
+      env.log.warn({ folder, filename }, 'the big part of an older upload does not decrypt (bad padding); discarded, not cached')
+      throw new HttpError(502, `${folder}/${filename} does not decrypt: the CDN copy is not a big part of this resource (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
     }
     const record: CacheRecord = { smallSha256: smallSha, bytes, sha256, etag, ...(manifest ? { manifest } : {}), storedAt: new Date().toISOString() }
     return partial.commit(record)

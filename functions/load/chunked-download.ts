@@ -210,7 +210,13 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
       if (!resuming) {
         etag = resEtag
-        await partial.setEtag(etag)
+        try {
+          await partial.setEtag(etag)
+        } catch (e) {
+          // A full disk: the body nobody will read must not keep the CDN connection open.
+          res.destroy()
+          throw e
+        }
       }
       for (const c of fromDisk) job.publish(c)
       fromDisk = []

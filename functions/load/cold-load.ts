@@ -30,5 +30,8 @@ export async function verifiedDownload(env: Env, cdn: CdnSettings, folder: strin
   }
   const have = await env.cache.record(folder, filename)
   if (have && have.smallSha256 === small.sha256) return null
+  // Checked again after the awaits, in the same step as the start: a download-then-send of this
+  // part that began meanwhile owns the partial file (two downloads would append to one file).
+  if (env.inflight.has(bigPartKey(folder, filename, small.sha256))) return {}
   return { job: startChunkedDownload(env, cdn, folder, filename, small, manifest) }
 }

@@ -10,7 +10,7 @@ import { mayLoad } from '../../shared/upstream/roles'
 import { fingerprint, resourceAesKey } from '../../shared/crypto/keys'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { UPSTREAM_PROBLEMS } from '../../shared/upstream/errors'
-import { ensureBigPart } from './big-part'
+import { acquireCached, ensureBigPart } from './big-part'
 import { openResource } from './resource-stream'
 import { toWebStream } from './web-stream'
 import { fetchManifest } from './manifest'
@@ -37,11 +37,11 @@ async function prepare(request: Request, env: Env, ctx: Ctx) {
   // 1. The small part: the licence check, made on every load.
   const hardware = await fingerprint(env)
   const { small, sha256 } = await fetchSmallPart(env, auth, hardware, folder, filename)
-  const part = { sha256, bytes: small.length }
+  const part = { sha256, bytes: small.length, tail: small.subarray(-32) }
   // Concurrent cold loads of one part share one manifest fetch.
   const getManifest = () => env.inflight.run(`manifest:${folder}/${filename}:${sha256}`, () => fetchManifest(env, auth, hardware, folder, filename))
   // A warm part is held from here until the response ends.
-  let warm: HeldPart | null = await env.cache.acquire(folder, filename)
+  let warm: HeldPart | null = await acquireCached(env, folder, filename)
   if (warm && warm.record.smallSha256 !== sha256) {
     warm.release()
     warm = null

@@ -40,7 +40,13 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     await ev.serial(async () => {
       await rm(recordOf(folder, filename), { force: true })
       await rename(staged, pathOf(folder, filename))
-      await writeAtomic(recordOf(folder, filename), JSON.stringify(record))
+      try {
+        await writeAtomic(recordOf(folder, filename), JSON.stringify(record))
+      } catch (e) {
+        // No record (a full disk): a part nobody can use must not keep its space under the final name.
+        await rm(pathOf(folder, filename), { force: true }).catch(() => {})
+        throw e
+      }
     })
   }
 

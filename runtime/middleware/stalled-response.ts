@@ -1,6 +1,7 @@
 // Ends a transfer's response when the client stops reading it for CLIENT_STALL_TIMEOUT_MS: a
 // stalled client must not hold a transfer slot and an open cache file forever. A client that has
-// left (the connection closed, even before the answer was ready) cancels the body at once.
+// left (the connection closed, even before the answer was ready) cancels the body at once. A body
+// that fails mid-way cuts the connection with one log line.
 import type { MiddlewareHandler } from 'hono'
 import type { Logger } from '../../shared/contract/logger'
 import type { NodeBindings } from './client-address'
@@ -11,7 +12,8 @@ import type { NodeBindings } from './client-address'
  * itself takes (a slow upstream) is not counted: its own timeouts bound it. `left` aborted (the
  * client is gone) cancels the source at once.
  */
-export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall: () => void, left?: AbortSignal): ReadableStream<Uint8Array> {
+export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall: () => void, left?: AbortSignal,
+  onCut?: (e: unknown) => void): ReadableStream<Uint8Array> {
   const reader = body.getReader()
   const gone = () => {
     clearTimeout(timer)
@@ -29,7 +31,17 @@ export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall
     async pull(controller) {
       clearTimeout(timer)
       timer = undefined
-      const { done, value } = await reader.read()
+      let read: ReadableStreamReadResult<Uint8Array>
+      try {
+        read = await reader.read()
+      } catch (e) {
+        // The source failed mid-body (a deliberate cut): `onCut` ends the connection itself, so the
+        // server sees an end, not an error it would print (stack and all) outside the log.
+        if (!onCut) throw e
+        onCut(e)
+        return controller.close()
+      }
+      const { done, value } = read
       if (done) return controller.close()
       controller.enqueue(value)
       if (!left?.aborted) timer = setTimeout(stalled, ms)
@@ -55,5 +67,11 @@ export const stalledResponse = (ms: number, log: Logger): MiddlewareHandler => a
   c.res = new Response(stallBound(body, ms, () => {
     log.warn({ path: c.req.path, stallMs: ms }, 'the client stopped reading the response; closing it (CLIENT_STALL_TIMEOUT_MS)')
     out.destroy()
-  }, left.signal), c.res)
+  }, left.signal, (e) => {
+    // One log line; the caller sees the connection end short of Content-Length.
+    if (!left.signal.aborted) {
+      log.warn({ requestId: c.get('requestId' as never), path: c.req.path, err: (e as Error)?.message ?? String(e) }, 'the response body failed mid-way; the connection is cut')
+    }
+    out.destroy()
+  }), c.res)
 }

@@ -268,6 +268,29 @@ describe('robustness', () => {
     expect(failures).toEqual([])
   })
 
+  it('an ETag record a killed process left half-written beside a partial download is removed at start; the partial stays', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loader-test-cache-'))
+    dirs.push(dir)
+    const keyDir = join(dir, 'tmp/partial/models', sha(Buffer.from('k')))
+    mkdirSync(keyDir, { recursive: true })
+    const keep = ['m.bin.big.part', 'm.bin.big.part.json'].map((n) => join(keyDir, n))
+    const left = join(keyDir, 'm.bin.big.part.json.0123abcd.tmp')
+    for (const f of [...keep, left]) writeFileSync(f, 'x')
+    await prepareCacheDir(dir)
+    expect([...keep, left].map((f) => existsSync(f))).toEqual([true, true, false])
+  })
+
+  it('a cached part without its record (a process killed between the rename and the record, or mid-eviction) is removed at start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loader-test-cache-'))
+    dirs.push(dir)
+    mkdirSync(join(dir, 'cache/models'), { recursive: true })
+    const keep = ['m.bin.big', 'm.bin.big.json'].map((n) => join(dir, 'cache/models', n))
+    const orphan = join(dir, 'cache/models', 'o.bin.big')
+    for (const f of [...keep, orphan]) writeFileSync(f, 'x')
+    await prepareCacheDir(dir)
+    expect([...keep, orphan].map((f) => existsSync(f))).toEqual([true, true, false])
+  })
+
   it('temporaries a killed process left beside cached parts are removed at start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loader-test-cache-'))
     dirs.push(dir)

@@ -1,8 +1,10 @@
 // The stalled-response middleware: a client that has left cancels the response body at once (a held
 // cache file is released), whether it left before the answer was ready or while it was sent.
 import { EventEmitter } from 'node:events'
+import { createServer, request } from 'node:http'
+import { getRequestListener } from '@hono/node-server'
 import { Hono } from 'hono'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { stalledResponse } from '../../runtime/middleware/stalled-response'
 import { createLogger } from '../../runtime/bindings/logger'
 import { Writable } from 'node:stream'
@@ -45,5 +47,54 @@ describe('stalledResponse', () => {
     out.emit('close')
     await new Promise((r) => setTimeout(r, 10))
     expect(cancelled).toBe(true)
+  })
+})
+
+describe('a body that fails mid-way (a deliberate cut: an unverified chunk, a full disk)', () => {
+  it.each([
+    { what: 'after the headers went out', first: 1 },
+    { what: 'before the server wrote the headers', first: 0 },
+  ])('$what: the connection is cut short of Content-Length, with one log line and nothing printed outside the log', async ({ first }) => {
+    const lines: string[] = []
+    const sink = createLogger('info', new Writable({ write(c, _e, done) { lines.push(String(c)); done() } }))
+    const a = new Hono()
+    a.use('*', stalledResponse(60_000, sink))
+    a.get('/x', () => {
+      let n = 0
+      return new Response(new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (n++ < first) {
+            await new Promise((r) => setTimeout(r, 20))
+            return controller.enqueue(new Uint8Array(8))
+          }
+          controller.error(new Error('chunk 3 of the big part failed its hash'))
+        },
+      }), { headers: { 'content-length': '100' } })
+    })
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {})
+    const server = createServer(getRequestListener(a.fetch))
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const port = (server.address() as { port: number }).port
+      const got = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/x' }, (res) => {
+          let bytes = 0
+          res.on('data', (c: Buffer) => { bytes += c.length })
+          res.on('close', () => resolve({ bytes, complete: res.complete }))
+          res.on('error', () => {})
+        })
+        req.on('error', () => resolve({ bytes: -1, complete: false }))
+        req.end()
+      })
+      expect(got.complete).toBe(false)
+      expect(got.bytes).toBeLessThan(100)
+      expect(printed).not.toHaveBeenCalled()
+      expect(lines.filter((l) => l.includes('failed mid-way'))).toHaveLength(1)
+      expect(lines.join('')).toContain('chunk 3 of the big part failed its hash')
+    } finally {
+      printed.mockRestore()
+      server.closeAllConnections()
+      server.close()
+    }
   })
 })

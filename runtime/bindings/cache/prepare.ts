@@ -1,5 +1,5 @@
 // Start-up clean-up of CACHE_DIR: folders made, and what a killed process left removed (temporaries,
-// partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
+// also beside partial downloads; partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../../../shared/contract/logger'
@@ -20,12 +20,17 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
   for (const name of await readdir(tmp)) {
     if (name.endsWith('.tmp')) await rm(join(tmp, name), { force: true })
   }
-  // Temporaries of an older staging and of writeAtomic (records) beside the cached parts.
+  // Temporaries of an older staging and of writeAtomic (records) beside the cached parts, and parts
+  // without their record (stopped between the rename and the record, or mid-eviction): never usable.
   for (const folder of await list(join(cacheDir, 'cache'))) {
-    for (const name of await list(join(cacheDir, 'cache', folder))) {
-      if (!ATOMIC_TMP.test(name) && !/\.big\.[0-9a-f]+\.tmp$/.test(name)) continue
-      await rm(join(cacheDir, 'cache', folder, name), { force: true })
-      log?.info({ path: join(cacheDir, 'cache', folder, name) }, 'removed a temporary file a stopped process left')
+    const names = await list(join(cacheDir, 'cache', folder))
+    for (const name of names) {
+      const orphan = name.endsWith('.big') && !names.includes(`${name}.json`)
+      if (!orphan && !ATOMIC_TMP.test(name) && !/\.big\.[0-9a-f]+\.tmp$/.test(name)) continue
+      // (A directory someone made there is left alone: never a reason not to start.)
+      if (!await rm(join(cacheDir, 'cache', folder, name), { force: true }).then(() => true, () => false)) continue
+      log?.info({ path: join(cacheDir, 'cache', folder, name) }, orphan ? 'removed a cached part without its record a stopped process left'
+        : 'removed a temporary file a stopped process left')
     }
   }
   for (const folder of await list(partialRoot)) {
@@ -34,6 +39,13 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
       if (!/^[0-9a-f]{64}$/.test(name)) {
         await rm(path, { force: true, recursive: true })
         log?.info({ path }, 'removed a partial download of the old layout')
+        continue
+      }
+      // Temporaries of writeAtomic (a partial's ETag record) a stopped process left.
+      for (const inner of await list(path)) {
+        if (!ATOMIC_TMP.test(inner)) continue
+        await rm(join(path, inner), { force: true })
+        log?.info({ path: join(path, inner) }, 'removed a temporary file a stopped process left')
       }
     }
   }

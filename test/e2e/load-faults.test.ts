@@ -1,0 +1,149 @@
+// Fault injection on the load path of the built runtime: a full disk before a verified download writes,
+// a second loader started on a CACHE_DIR in use; the invariants after each.
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { smallSizeOf } from '../../functions/upload/split'
+import { encryptBuffer } from '../../shared/crypto/blob'
+import { encodeManifest } from '../../shared/crypto/manifest'
+import { ROOT } from '../helpers/spawn'
+import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+import { SALTS } from '../helpers/vectors'
+
+const USER = ['faults@example.com', 'faults-pass-1']
+const MiB = 1024 * 1024
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const work = mkdtempSync(join(tmpdir(), 'loader-e2e-faults-'))
+const tmpfsDir = join(work, 'tmpfs')
+mkdirSync(tmpfsDir)
+const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', tmpfsDir], { encoding: 'utf8' })
+const canMount = mounted.status === 0
+if (!canMount) console.warn(`full-disk tests skipped: cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()})`)
+
+let s: Stack
+beforeAll(async () => {
+  s = await startStack({ [USER[0]]: [USER[1], 'Admin'] }, { CACHE_DIR: join(work, 'cache-0'), CDN_TIMEOUT_MS: '30000' })
+})
+afterAll(async () => {
+  await s?.stop()
+  if (canMount) spawnSync('umount', ['-l', tmpfsDir])
+  rmSync(work, { recursive: true, force: true })
+})
+
+const login = async () => expect((await post(s.loader.url, '/login', { email: USER[0], password: USER[1] })).status).toBe(200)
+const load = (name: string) => post(s.loader.url, `/load/${name}`, { folder: 'models' })
+const status = async () => (await fetch(`${s.loader.url}/status`)).json()
+
+/** Stores a resource as an upload does; `chunkBytes` adds chunk hashes to the manifest (crypto.md §5c). */
+async function seed(name: string, bytes: number, chunkBytes?: number): Promise<Buffer> {
+  const plain = randomBytes(bytes)
+  const blob = encryptBuffer(RESOURCE_AES, plain)
+  const k = smallSizeOf(blob.length)
+  const small = blob.subarray(0, k)
+  const big = blob.subarray(k)
+  const r = await s.s3.fetch(`${s.moto.url}/models/${name}.big`, {
+    method: 'PUT', body: new Uint8Array(big),
+    headers: { 'x-amz-content-sha256': sha(big), 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) },
+  })
+  expect(r.status).toBe(200)
+  s.origin.files.set(`models/${name}.small`, Buffer.from(small))
+  const chunks: string[] = []
+  if (chunkBytes) for (let i = 0; i < big.length; i += chunkBytes) chunks.push(sha(big.subarray(i, i + chunkBytes)))
+  s.origin.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: k,
+    sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), ...(chunkBytes ? { chunkBytes, chunks } : {}) }))
+  return plain
+}
+
+/** Bytes waiting unread in the loader's connections to the CDN proxy (a response nobody reads). */
+function cdnUnread(): number {
+  const port = new URL(s.cdnUrl).port
+  const out = spawnSync('ss', ['-tnpH', 'state', 'established', `dport = :${port}`], { encoding: 'utf8' }).stdout
+  return out.split('\n').filter((l) => l.includes(`pid=${s.loader.child.pid},`)).reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0)
+}
+
+/** Every file under `dir`. */
+function files(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else out.push(p)
+    }
+  }
+  if (existsSync(dir)) walk(dir)
+  return out
+}
+
+async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > end) return false
+    await sleep(50)
+  }
+}
+
+describe('a full disk', () => {
+  it.skipIf(!canMount)('before a verified download writes its first byte: 507, nothing left on disk, and the CDN answer is not left unread on an open connection', async () => {
+    const cacheDir = join(tmpfsDir, 'cache')
+    // A CDN timeout far longer than the test: only the loader itself may close the connection.
+    await s.restartLoader({ CACHE_DIR: cacheDir, CDN_TIMEOUT_MS: '600000' })
+    await login()
+    await seed('full.bin', 2 * MiB, 256 * 1024)
+    const filler = join(tmpfsDir, 'filler')
+    const block = Buffer.alloc(4096)
+    for (;;) { try { writeFileSync(filler, block, { flag: 'a' }) } catch { break } }
+    try {
+      const r = await load('full.bin')
+      expect(r.status).toBe(507)
+      expect((await r.json()).detail).toMatch(/disk is full \(ENOSPC\)/)
+      expect(files(join(cacheDir, 'tmp')).concat(files(join(cacheDir, 'cache')))).toEqual([])
+      expect(await eventually(() => cdnUnread() === 0)).toBe(true)
+    } finally {
+      rmSync(filler, { force: true })
+    }
+    const again = await load('full.bin')
+    expect(again.status).toBe(200)
+    await again.arrayBuffer()
+    await s.restartLoader({ CACHE_DIR: join(work, 'cache-1') })
+  })
+})
+
+describe('a second loader on the same CACHE_DIR', () => {
+  it('stops before its start-up clean-up or eviction touches the first one\'s files', async () => {
+    await s.restartLoader({ CACHE_DIR: join(work, 'cache-shared') })
+    const dir = s.loader.cacheDir
+    await login()
+    const plain = await seed('kept.bin', MiB)
+    const warm = await load('kept.bin')
+    expect(sha(Buffer.from(await warm.arrayBuffer()))).toBe(sha(plain))
+    await eventually(async () => (await status()).downloads.length === 0)
+    const part = join(dir, 'cache/models/kept.bin.big')
+    expect(existsSync(part)).toBe(true)
+    // What the first loader may have in progress at any time: an upload's ciphertext temporary, a
+    // record being written, a part renamed into place whose record is not written yet.
+    const inProgress = [
+      join(dir, 'tmp', `upload-${s.loader.child.pid}-0123456789ab.tmp`),
+      join(dir, 'cache/models/kept.bin.big.json.0123abcd.tmp'),
+      join(dir, 'cache/models/landing.bin.big'),
+    ]
+    for (const f of inProgress) writeFileSync(f, 'in progress')
+    // A bound of 0 bytes: its eviction pass, if it ran, would remove every cached part.
+    const second = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+      env: { PATH: process.env.PATH, ...SALTS, PORT: '0', CACHE_DIR: dir, CACHE_MAX_BYTES: '0' }, encoding: 'utf8', timeout: 15_000,
+    })
+    expect(second.status).toBe(1)
+    expect(second.stderr).toMatch(/is in use by another loader/)
+    expect([part, ...inProgress].filter((f) => !existsSync(f))).toEqual([])
+    s.faults.ranges = []
+    const again = await load('kept.bin')
+    expect(sha(Buffer.from(await again.arrayBuffer()))).toBe(sha(plain))
+    expect(s.faults.ranges).toEqual([])
+  })
+})

@@ -1,0 +1,141 @@
+// Fault injection on the load path (contract world: MSW for the Resource API and the CDN, the
+// source functions in-process): what /status says about a download, the CDN socket after a local failure.
+import { createHash } from 'node:crypto'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { HttpResponse } from 'msw'
+import { describe, expect, it } from 'vitest'
+import { bigPartKey } from '../../functions/load/big-part'
+import type { CacheRecord, PartialFile } from '../../shared/contract/cache'
+import { seedChunked } from '../helpers/chunked-seed'
+import { contractWorld } from '../helpers/contract'
+import { firstPlainGet } from '../mocks/cdn'
+import { server } from '../mocks/server'
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+describe('/status during a download', () => {
+  it('an older upload (no manifest): bytesTotal is the size the CDN announced, never 0 under a growing bytesDone', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('old.bin')
+    expect((await w.login()).status).toBe(200)
+    const obj = w.cdn.objects.get('models/old.bin.big')!
+    let go!: () => void
+    const resumed = new Promise<void>((r) => { go = r })
+    server.use(firstPlainGet('models/old.bin.big', () => new HttpResponse(new ReadableStream({
+      start(c) {
+        c.enqueue(new Uint8Array(obj.body.subarray(0, 1000)))
+        void resumed.then(() => { c.enqueue(new Uint8Array(obj.body.subarray(1000))); c.close() })
+      },
+    }), { status: 200, headers: { etag: obj.etag, 'content-length': String(obj.body.length), ...obj.meta } })))
+    const loading = w.req('/load/old.bin')
+    let listed: { bytesDone: number; bytesTotal: number }[] = []
+    for (let i = 0; i < 400 && !listed.some((d) => d.bytesDone >= 1000); i++) {
+      listed = (await (await w.app.request('/status')).json()).downloads
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    go()
+    expect(listed).toEqual([{ folder: 'models', filename: 'old.bin', bytesDone: 1000, bytesTotal: obj.body.length }])
+    const r = await loading
+    expect(r.status).toBe(200)
+    expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+  })
+})
+
+describe('one writer per partial file', () => {
+  it('a verified download never starts while a download-then-send of the same part runs (both would append to one partial file)', async () => {
+    const w = await contractWorld()
+    const { plain, small, big } = seedChunked(w, 'm.bin', 200_000, 16 * 1024)
+    expect((await w.login()).status).toBe(200)
+    const cache = w.env.cache
+    // Claims open on each partial file, and the most ever open at once.
+    const open = new Map<string, number>()
+    let most = 0
+    const ownPartial = cache.partial
+    cache.partial = (folder, filename, smallSha) => {
+      const p: PartialFile = ownPartial(folder, filename, smallSha)
+      open.set(p.path, (open.get(p.path) ?? 0) + 1)
+      most = Math.max(most, open.get(p.path)!)
+      let closed = false
+      const close = p.close
+      p.close = () => {
+        if (!closed) open.set(p.path, open.get(p.path)! - 1)
+        closed = true
+        close.call(p)
+      }
+      return p
+    }
+    // The part is evicted between the first load's look at the record and its own acquire (the first
+    // record() answers a record), while the second load looks at the record once that load's
+    // download-then-send has claimed the partial file (nothing there any more).
+    const key = bigPartKey('models', 'm.bin', sha(small))
+    const ownRecord = cache.record
+    let calls = 0
+    let second!: () => void
+    const secondAsked = new Promise<void>((r) => { second = r })
+    cache.record = async (folder, filename) => {
+      const n = ++calls
+      if (n === 1) {
+        await secondAsked
+        return { smallSha256: sha(small), bytes: big.length, sha256: sha(big), storedAt: new Date().toISOString() } satisfies CacheRecord
+      }
+      if (n === 2) {
+        second()
+        // Once that download has claimed the partial file.
+        for (let i = 0; i < 2000 && !open.size; i++) await new Promise((r) => setTimeout(r, 1))
+        expect(w.env.inflight.has(key)).toBe(true)
+        return null
+      }
+      return ownRecord(folder, filename)
+    }
+    const [a, b] = await Promise.all([w.req('/load/m.bin'), w.req('/load/m.bin')])
+    const bodies = await Promise.all([a, b].map(async (r) => ({ status: r.status, body: Buffer.from(await r.arrayBuffer()) })))
+    for (let i = 0; i < 1000 && w.env.downloads.list().length; i++) await new Promise((r) => setTimeout(r, 2))
+    expect(calls).toBeGreaterThanOrEqual(2)
+    expect(most).toBe(1)
+    for (const r of bodies) {
+      expect(r.status).toBe(200)
+      expect(sha(r.body)).toBe(sha(plain))
+    }
+  })
+})
+
+describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garbage once', () => {
+  it('the garbage is not cached: 502 for that load, and the next load downloads again and answers the resource', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('old.bin')
+    expect((await w.login()).status).toBe(200)
+    // Nothing on the CDN object says what its bytes should be (an upload older than manifests and metadata).
+    const obj = w.cdn.objects.get('models/old.bin.big')!
+    obj.meta = {}
+    // A proxy or portal on the way answers 200 with a page of its own, once.
+    const page = Buffer.from('<html><body>Please sign in to the network</body></html>'.padEnd(obj.body.length, ' '))
+    server.use(firstPlainGet('models/old.bin.big', () => new HttpResponse(new Uint8Array(page), { status: 200, headers: { 'content-type': 'text/html' } })))
+    const first = await w.req('/load/old.bin')
+    expect(first.status).toBe(502)
+    expect((await first.json()).type).toMatch(/decrypt-failed/)
+    expect(await w.env.cache.record('models', 'old.bin')).toBeNull()
+    // Nor left as a partial download.
+    expect(readdirSync(join(w.cacheDir, 'tmp/partial'), { recursive: true }).filter((n) => String(n).endsWith('.part'))).toEqual([])
+    const second = await w.req('/load/old.bin')
+    expect(second.status).toBe(200)
+    expect(sha(Buffer.from(await second.arrayBuffer()))).toBe(sha(plain))
+  })
+})
+
+describe('the open-file limit reached', () => {
+  it('a load whose cache look-up cannot open a file answers 507 problem+json naming the code, not 500', async () => {
+    const w = await contractWorld()
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    const own = w.env.cache.acquire
+    w.env.cache.acquire = async () => {
+      throw Object.assign(new Error('EMFILE: too many open files, open \'/x/cache/models/m.bin.big\''), { code: 'EMFILE', errno: -24, syscall: 'open' })
+    }
+    const r = await w.req('/load/m.bin')
+    w.env.cache.acquire = own
+    expect(r.status).toBe(507)
+    expect(r.headers.get('content-type')).toBe('application/problem+json')
+    expect((await r.json()).detail).toMatch(/EMFILE/)
+  })
+})
