@@ -65,7 +65,8 @@ async function readWithRetries<T>(env: Env, call: (signal: AbortSignal) => Promi
 export async function loginUpstream(env: Env, email: string, password: string): Promise<{ token: string; claims: TokenClaims }> {
   let body: { token?: unknown }
   try {
-    body = await apiClient(env)('/login', { method: 'POST', body: { email, password } })
+    // The signal bounds the whole call, the answer's body too (ofetch's `timeout` stops at the headers).
+    body = await apiClient(env)('/login', { method: 'POST', body: { email, password }, signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
   } catch (e) {
     if (upstreamStatus(e) === 401) throw new HttpError(401, 'the Resource API refused these credentials', { type: 'bad-credentials' })
     throw upstreamProblem(WHO, 'the login', e)
@@ -169,7 +170,8 @@ export async function getResourceFile(env: Env, token: string, folder: string | 
 export async function putResourceFile(env: Env, token: string, folder: string, fileName: string, bytes: Uint8Array): Promise<void> {
   const form = new FormData()
   form.append('data', new Blob([new Uint8Array(bytes)], { type: 'application/octet-stream' }), fileName)
-  await apiClient(env)(`/resources/${encodeURIComponent(folder)}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${token}` } })
+  // The signal bounds the whole call, the answer's body too: a stalled answer is a 504, not a hung upload.
+  await apiClient(env)(`/resources/${encodeURIComponent(folder)}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
 }
 
 /** `GET /binary-split/key-fragment`: the archive key string. */

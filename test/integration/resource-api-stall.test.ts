@@ -3,7 +3,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { getKeyFragment, getResourceFile } from '../../shared/upstream/resource-api'
+import { getKeyFragment, getResourceFile, loginUpstream, putResourceFile } from '../../shared/upstream/resource-api'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import { makeEnv } from '../helpers/env'
 
@@ -47,5 +47,23 @@ describe('a Resource API answer whose body stalls', () => {
     const e = await getKeyFragment(env, 'token').then(() => null, (x: unknown) => x)
     expect(upstreamProblem('the Resource API', 'the key fragment', e).status).toBe(504)
     expect(seen).toEqual(['/binary-split/key-fragment', '/binary-split/key-fragment'])
+  })
+})
+
+describe('a Resource API answer whose body stalls, on the calls that are not retried', () => {
+  it('the login is a timeout (504) after API_TIMEOUT_MS, not undici\'s 300 s body wait', async () => {
+    const { env } = await makeEnv({ RESOURCE_API_URL: url, API_TIMEOUT_MS: '500' })
+    seen.length = 0
+    const e = await loginUpstream(env, 'a@example.com', 'pw').then(() => null, (x: unknown) => x)
+    expect(upstreamProblem('the Resource API', 'the login', e).status).toBe(504)
+    expect(seen).toEqual(['/login'])
+  })
+
+  it('a small-part write is a timeout (504) after API_TIMEOUT_MS, and is not repeated', async () => {
+    const { env } = await makeEnv({ RESOURCE_API_URL: url, API_TIMEOUT_MS: '500' })
+    seen.length = 0
+    const e = await putResourceFile(env, 'token', 'models', 'x.bin.small', Buffer.from('small')).then(() => null, (x: unknown) => x)
+    expect(upstreamProblem('the Resource API', 'x.bin.small', e).status).toBe(504)
+    expect(seen).toEqual(['/resources/models'])
   })
 })
