@@ -250,6 +250,43 @@ describe('unlock', () => {
     await engine.close()
   })
 
+  /** Makes every write of `env.state` fail as a full disk does (reads still work). */
+  const fullDisk = (w: { env: { state: { setItem: unknown } } }, after = 0) => {
+    const real = w.env.state.setItem as (...a: unknown[]) => Promise<void>
+    let n = 0
+    w.env.state.setItem = (...a: unknown[]) => (n++ < after ? real(...a)
+      : Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })))
+  }
+
+  it('a full disk when the job would start: 507 disk-full, nothing started, and a later POST works once there is room', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    const setItem = w.env.state.setItem
+    fullDisk(w)
+    const r = await w.post()
+    expect(r.status).toBe(507)
+    expect(r.headers.get('content-type')).toMatch(/problem\+json/)
+    expect(await r.json()).toMatchObject({ type: expect.stringMatching(/disk-full/), code: 'ENOSPC' })
+    expect(engine.received.length).toBe(0)
+    w.env.state.setItem = setItem
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/a:1'] })
+    await engine.close()
+  })
+
+  it('a job that cannot record its end (full disk meanwhile) is not reported as running forever', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    // The first write (authenticating) lands, every later one fails.
+    fullDisk(w, 1)
+    expect((await w.post()).status).toBe(202)
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/could not be recorded|ENOSPC|disk/)
+    expect(JSON.stringify(s)).not.toContain(USER.password)
+    await engine.close()
+  })
+
   it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
     const engine = await startFakeEngine()
     const w = await world(engine, archives([randomBytes(100)]))
