@@ -287,6 +287,18 @@ describe('unlock', () => {
     await engine.close()
   })
 
+  it('a state left unfinished by a previous process, on a disk now full: the start goes on and the status reads error', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(100)]))
+    await w.env.state.setItem('unlock:status', { state: 'loading', progress: { bytesDone: 5, bytesTotal: 10 }, images: [], error: null, updatedAt: '' })
+    fullDisk(w)
+    // The runtime awaits this before it serves: a throw would stop the loader from starting at all.
+    await expect(recoverInterrupted(w.env)).resolves.toBeUndefined()
+    expect(await w.status()).toMatchObject({ state: 'error' })
+    expect((await (await w.app.request('/status')).json()).unlock).toMatchObject({ state: 'error' })
+    await engine.close()
+  })
+
   it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
     const engine = await startFakeEngine()
     const w = await world(engine, archives([randomBytes(100)]))
