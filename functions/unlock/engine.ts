@@ -16,7 +16,8 @@ export class EngineError extends Error {
 
 /**
  * Parses an `/images/load` answer: dockerd's JSON lines (errors inside a 200) or podman's
- * `Loaded image: a,b`; accepts `Loaded image ID: sha256:…`. Returns the image names.
+ * `Loaded image: a,b`; accepts `Loaded image ID: sha256:…`. Returns the image names (at least one:
+ * an answer that names none is an EngineError).
  */
 export function parseLoadAnswer(status: number, text: string): string[] {
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean)
@@ -32,6 +33,11 @@ export function parseLoadAnswer(status: number, text: string): string[] {
     const stream = typeof o.stream === 'string' ? o.stream : ''
     const m = /Loaded image(?: ID)?:\s*(.+)/.exec(stream)
     if (m) images.push(...m[1].split(',').map((s) => s.trim()).filter(Boolean))
+  }
+  // A success names what it loaded: an answer that names nothing (empty, garbage, a proxy's "OK") is no load.
+  if (images.length === 0) {
+    const shown = text.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 200)
+    throw new EngineError(`it answered ${status} without naming a loaded image${shown ? ` (${shown})` : ' (an empty answer)'}`)
   }
   return images
 }

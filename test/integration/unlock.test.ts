@@ -299,6 +299,47 @@ describe('unlock', () => {
     await engine.close()
   })
 
+  /** An engine on a unix socket that reads the whole upload, then answers with `answer`. */
+  async function oddEngine(answer: (res: import('node:http').ServerResponse) => void) {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('odd-engine-'), 'docker.sock')
+    const srv = createServer((req, res) => {
+      req.resume()
+      req.once('end', () => answer(res))
+    })
+    await new Promise<void>((r) => srv.listen(socket, r))
+    return { socket, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()) }) }
+  }
+
+  it.each([
+    ['an empty 200', (res: import('node:http').ServerResponse) => res.writeHead(200).end()],
+    ['a 200 of garbage', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>OK</html>')],
+    ['a 200 of JSON lines that name no image', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"stream":"Loading layer 1/3"}\n{"status":"done"}\n')],
+  ] as const)('an engine that answers %s loaded nothing: error, not ready', async (_what, answer) => {
+    const engine = await oddEngine(answer)
+    const w = await world(`unix://${engine.socket}`, archives([randomBytes(1000)]))
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/00-image\.enc/)
+    expect(s.images).toEqual([])
+    await engine.close()
+  })
+
+  it('an engine that closes the socket in the middle of its answer: error saying so', async () => {
+    const engine = await oddEngine((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+      res.write('{"stream":"Loaded image: localhost/a:1"}\n')
+      setTimeout(() => res.socket?.destroy(), 20)
+    })
+    const w = await world(`unix://${engine.socket}`, archives([randomBytes(1000)]))
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/closed the connection|00-image\.enc/)
+    await engine.close()
+  })
+
   it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
     const engine = await startFakeEngine()
     const w = await world(engine, archives([randomBytes(100)]))
