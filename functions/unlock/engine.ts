@@ -59,13 +59,15 @@ export async function loadImages(dockerHost: string, body: Readable, bytes: numb
 
 /**
  * True when the engine still has the image `name` (`GET /images/{name}/json`: 200), false on 404;
- * throws when the engine cannot be asked or answers anything else.
+ * throws when the engine cannot be asked or answers anything else. `tls` as for loadImages.
  */
-export async function hasImage(dockerHost: string, name: string, timeoutMs: number): Promise<boolean> {
-  const t = engineTarget(dockerHost)
+export async function hasImage(dockerHost: string, name: string, timeoutMs: number, tls?: DockerTls): Promise<boolean> {
+  const t = engineTarget(dockerHost, tls)
   // The name keeps its "/" (the API route takes it as is); every segment is escaped.
   const path = name.split('/').map(encodeURIComponent).join('/')
-  const res = await nodeRequest({ method: 'GET', url: `${t.base}/images/${path}/json`, socketPath: t.socketPath, timeoutMs, headers: { host: 'docker' } })
+  // Over TCP the Host header stays host:port, as for the load (the engine's certificate is checked against it).
+  const res = await nodeRequest({ method: 'GET', url: `${t.base}/images/${path}/json`, socketPath: t.socketPath, timeoutMs, tls,
+    headers: t.socketPath ? { host: 'docker' } : {} })
   const text = await readBodyText(res, 1 << 20)
   if (res.statusCode === 200) return true
   if (res.statusCode === 404) return false

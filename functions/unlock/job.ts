@@ -135,8 +135,10 @@ export async function stillReady(env: Env): Promise<boolean> {
   try {
     if (signatureOf(await env.archives.list()) !== s.archives) return false
     const timeout = Math.min(env.config.DOCKER_TIMEOUT_MS, CHECK_TIMEOUT_MS)
+    // The engine is asked the way the load reached it: over TLS when DOCKER_TLS_VERIFY says so.
+    const tls = await env.dockerTls()
     for (const image of s.images) {
-      if (!(await hasImage(env.config.DOCKER_HOST, image, timeout))) {
+      if (!(await hasImage(env.config.DOCKER_HOST, image, timeout, tls))) {
         env.log.info({ image }, 'an unlocked image is gone from the engine: unlocking again')
         return false
       }

@@ -210,6 +210,9 @@ describe('unlock', () => {
       await good.post()
       expect(await good.settle()).toMatchObject({ state: 'ready', images: ['localhost/tls:1'] })
       expect(engine.received.map((x) => x.sha256)).toEqual([sha(plain)])
+      // After ready, a plain POST asks the engine (over the same TLS) whether it still has the image: 200, nothing run again.
+      expect((await good.post()).status).toBe(200)
+      expect(engine.received).toHaveLength(1)
       // A client certificate the engine does not trust, an engine the CA does not vouch for, no TLS at all: error, nothing loaded.
       for (const vars of <Record<string, string>[]>[
         { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir(other.issue('stranger', 'client'), ca.cert) },
