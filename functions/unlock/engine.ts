@@ -1,4 +1,5 @@
 // Docker Engine API client for `POST /images/load` over a unix socket, TCP or TCP with TLS (no CLI, no shell).
+import type { ClientRequest } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { DockerTls } from '../../shared/contract/docker-tls'
 import { nodeRequest, readBodyText } from '../../shared/upstream/node-request'
@@ -53,8 +54,14 @@ export async function loadImages(dockerHost: string, body: Readable, bytes: numb
     method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs, tls,
     headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), ...(t.socketPath ? { host: 'docker' } : {}) },
   })
-  const text = await readBodyText(res, 4 << 20)
-  return parseLoadAnswer(res.statusCode ?? 0, text)
+  try {
+    return parseLoadAnswer(res.statusCode ?? 0, await readBodyText(res, 4 << 20))
+  } finally {
+    // An engine that answered before it took the whole archive (a refusal): the rest is not sent and
+    // the connection goes now, not after DOCKER_TIMEOUT_MS of a body nobody reads.
+    const req = (res as typeof res & { req?: ClientRequest }).req
+    if (req && !req.writableFinished) req.destroy()
+  }
 }
 
 /**

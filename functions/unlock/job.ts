@@ -108,10 +108,11 @@ export async function runUnlock(env: Env, email: string, password: string, start
       try {
         images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS, tls))
       } catch (e) {
-        source.destroy()
         return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))
       } finally {
         answered = true
+        // Answered: the archive file closes, also when the engine answered before its end.
+        source.destroy()
       }
     }
     env.log.info({ images }, 'unlock ready')

@@ -31,9 +31,11 @@ export const UNLOCK_JOB = 'unlock'
  * ended without recording its end (the state could not be written, e.g. a full disk).
  */
 export async function readUnlock(state: Storage, inflight?: { has(key: string): boolean }): Promise<UnlockStatus> {
+  // Asked before and after the read: a job that ends (or starts) while the file is read is not taken for a lost one.
+  const before = inflight?.has(UNLOCK_JOB)
   const s = await state.getItem<UnlockStatus>(UNLOCK_KEY)
   if (s === null || typeof s !== 'object' || typeof s.state !== 'string') return idle()
-  if (inflight && RUNNING.includes(s.state) && !inflight.has(UNLOCK_JOB)) {
+  if (inflight && RUNNING.includes(s.state) && !before && !inflight.has(UNLOCK_JOB)) {
     return { ...s, state: 'error', error: 'the unlock job ended but its result could not be recorded (the state under CACHE_DIR could not be written): free space and POST /unlock again' }
   }
   return s

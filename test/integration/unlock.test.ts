@@ -1,7 +1,7 @@
 // The unlock state machine and its error mapping, with source functions, the origin on a real port, and a fake engine on a unix socket.
 import { serve } from '@hono/node-server'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { PassThrough } from 'node:stream'
@@ -16,6 +16,7 @@ import { createOrigin } from '../origin/origin'
 import { makeApp } from '../helpers/env'
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
 import { recoverInterrupted } from '../../runtime/recover'
+import { readUnlock } from '../../shared/contract/unlock-state'
 import { SALTS } from '../helpers/vectors'
 import { makeCa } from '../helpers/tls'
 import { copyFileSync } from 'node:fs'
@@ -261,6 +262,24 @@ describe('unlock', () => {
       : Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })))
   }
 
+  /** This process's open descriptors on files under `dir` (the archives). */
+  const fdsUnder = (dir: string) => readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const t = readlinkSync(`/proc/self/fd/${fd}`)
+      return t.startsWith(dir) ? [t] : []
+    } catch {
+      return []
+    }
+  })
+  const eventually = async <T>(get: () => T | Promise<T>, want: T) => {
+    let v = await get()
+    for (let i = 0; i < 100 && JSON.stringify(v) !== JSON.stringify(want); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      v = await get()
+    }
+    return v
+  }
+
   it('a full disk when the job would start: 507 disk-full, nothing started, and a later POST works once there is room', async () => {
     const engine = await startFakeEngine('podman', ['localhost/a:1'])
     const w = await world(engine, archives([randomBytes(1000)]))
@@ -288,6 +307,17 @@ describe('unlock', () => {
     expect(s.error).toMatch(/could not be recorded|ENOSPC|disk/)
     expect(JSON.stringify(s)).not.toContain(USER.password)
     await engine.close()
+  })
+
+  it('a job that ends while its status is being read is not taken for one that lost its end (nor one that starts)', async () => {
+    const loading = { state: 'loading', progress: { bytesDone: 1, bytesTotal: 2 }, images: [], error: null, updatedAt: '' }
+    for (const [before, after] of [[true, false], [false, true]]) {
+      let running = before
+      const state = { getItem: async () => { running = after; return loading } }
+      expect((await readUnlock(state as never, { has: () => running })).state).toBe('loading')
+    }
+    // Neither before nor after: the job is gone and never wrote its end.
+    expect((await readUnlock({ getItem: async () => loading } as never, { has: () => false })).state).toBe('error')
   })
 
   it('a state left unfinished by a previous process, on a disk now full: the start goes on and the status reads error', async () => {
@@ -341,6 +371,60 @@ describe('unlock', () => {
     expect(s.state).toBe('error')
     expect(s.error).toMatch(/closed the connection|00-image\.enc/)
     await engine.close()
+  })
+
+  it('an engine that refuses at once without reading the archive: error with its message, and the loader lets go of the connection', async () => {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('early-engine-'), 'docker.sock')
+    // Answers before reading a byte of the body and keeps the connection (as a keep-alive engine may;
+    // node then reads and drops the rest of the body).
+    const srv = createServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'no space left for images' }))
+    })
+    srv.keepAliveTimeout = 600_000
+    await new Promise<void>((r) => srv.listen(socket, r))
+    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
+    try {
+      const dir = archives([randomBytes(32 << 20)])
+      const w = await world(`unix://${socket}`, dir)
+      await w.post()
+      const s = await w.settle()
+      expect(s.state).toBe('error')
+      expect(s.error).toMatch(/refused 00-image\.enc: no space left for images/)
+      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
+    } finally {
+      srv.closeAllConnections()
+      await new Promise((r) => srv.close(r))
+    }
+  })
+
+  it('an engine that answers success before it has read the whole archive: ready, and the archive file and the connection are let go', async () => {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('early-ok-engine-'), 'docker.sock')
+    const srv = createServer((req, res) => {
+      let got = 0
+      req.on('data', (c: Buffer) => {
+        got += c.length
+        if (got >= 1 << 20 && !res.headersSent) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stream: 'Loaded image: localhost/early:1' }) + '\n')
+        }
+      })
+    })
+    srv.keepAliveTimeout = 600_000
+    await new Promise<void>((r) => srv.listen(socket, r))
+    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
+    try {
+      const dir = archives([randomBytes(32 << 20)])
+      const w = await world(`unix://${socket}`, dir)
+      await w.post()
+      expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/early:1'] })
+      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
+    } finally {
+      srv.closeAllConnections()
+      await new Promise((r) => srv.close(r))
+    }
   })
 
   it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
