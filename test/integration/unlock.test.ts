@@ -427,6 +427,34 @@ describe('unlock', () => {
     }
   })
 
+  it('an archive the loader cannot read is reported as that archive\'s problem, not as an unreachable engine or an "unexpected failure"', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const denied = () => Object.assign(new Error('EACCES: permission denied, open'), { code: 'EACCES', errno: -13, syscall: 'open' })
+    // Unreadable when its last block is checked.
+    const w = await world(engine, archives([randomBytes(1000)]))
+    w.env.archives = { ...w.env.archives, tail: async () => { throw denied() } }
+    await w.post()
+    const s1 = await w.settle()
+    expect(s1.state).toBe('error')
+    expect(s1.error).toMatch(/00-image\.enc.*EACCES/)
+    expect(s1.error).not.toMatch(/Docker engine|unexpected/)
+    // Unreadable (or gone) once it streams into the engine.
+    const w2 = await world(engine, archives([randomBytes(300_000)]))
+    const open = w2.env.archives.open.bind(w2.env.archives)
+    w2.env.archives = { ...w2.env.archives, open: (a) => {
+      const src = open(a)
+      const out = new PassThrough()
+      src.once('data', (c) => { out.write(c); src.destroy(); setImmediate(() => out.destroy(denied())) })
+      return out
+    } }
+    await w2.post()
+    const s2 = await w2.settle()
+    expect(s2.state).toBe('error')
+    expect(s2.error).toMatch(/00-image\.enc.*EACCES/)
+    expect(s2.error).not.toMatch(/Docker engine|unexpected/)
+    await engine.close()
+  })
+
   it('validates the body: 422 for bad fields, 415 for a wrong type', async () => {
     const engine = await startFakeEngine()
     const w = await world(engine, archives([randomBytes(100)]))
