@@ -63,10 +63,11 @@ async function readWithRetries<T>(env: Env, call: (signal: AbortSignal) => Promi
 
 /** `POST /login`; 401 upstream is 401 here. Returns the token and its verified claims. */
 export async function loginUpstream(env: Env, email: string, password: string): Promise<{ token: string; claims: TokenClaims }> {
-  let body: { token?: unknown }
+  let body: { token?: unknown } | null
   try {
     // The signal bounds the whole call, the answer's body too (ofetch's `timeout` stops at the headers).
-    body = await apiClient(env)('/login', { method: 'POST', body: { email, password }, signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
+    const res = await apiClient(env).raw('/login', { method: 'POST', body: { email, password }, responseType: 'stream', signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
+    body = await smallJson(res.body, 'the login answer')
   } catch (e) {
     if (upstreamStatus(e) === 401) throw new HttpError(401, 'the Resource API refused these credentials', { type: 'bad-credentials' })
     throw upstreamProblem(WHO, 'the login', e)
@@ -174,9 +175,25 @@ export async function putResourceFile(env: Env, token: string, folder: string, f
   await apiClient(env)(`/resources/${encodeURIComponent(folder)}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
 }
 
+/**
+ * A small JSON answer, read at most SMALL_LIMIT bytes (502 past it: a flood is never read whole
+ * into memory); what does not parse as JSON is null.
+ */
+async function smallJson<T>(body: ReadableStream<Uint8Array> | null | undefined, what: string): Promise<T | null> {
+  const bytes = await readLimited(body, SMALL_LIMIT, () => new HttpError(502, `${what} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T
+  } catch {
+    return null
+  }
+}
+
 /** `GET /binary-split/key-fragment`: the archive key string. */
 export async function getKeyFragment(env: Env, token: string): Promise<string> {
-  const body = await readWithRetries(env, (signal) => apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, signal }))
+  const body = await readWithRetries(env, async (signal) => {
+    const res = await apiClient(env).raw('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, responseType: 'stream', signal })
+    return smallJson<{ keyFragment?: unknown }>(res.body as ReadableStream<Uint8Array>, 'the key fragment answer')
+  })
   if (typeof body?.keyFragment !== 'string' || !body.keyFragment) throw new HttpError(502, 'the key fragment answer has no keyFragment', { type: 'upstream-error' })
   return body.keyFragment
 }

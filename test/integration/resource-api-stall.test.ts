@@ -67,3 +67,43 @@ describe('a Resource API answer whose body stalls, on the calls that are not ret
     expect(seen).toEqual(['/resources/models'])
   })
 })
+
+describe('a Resource API answer that never ends (a flood of bytes)', () => {
+  let flood: Server
+  let floodUrl: string
+  let sent = 0
+  let finished = false
+  const TOTAL = 256 << 20
+  beforeAll(async () => {
+    flood = createServer((req, res) => {
+      req.resume()
+      sent = 0
+      finished = false
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"token":"')
+      const chunk = Buffer.alloc(1 << 16, 'a')
+      const pump = () => {
+        while (sent < TOTAL) {
+          sent += chunk.length
+          if (!res.write(chunk)) return void res.once('drain', pump)
+        }
+        res.end('"}')
+        finished = true
+      }
+      pump()
+    })
+    await new Promise<void>((r) => flood.listen(0, '127.0.0.1', r))
+    floodUrl = `http://127.0.0.1:${(flood.address() as AddressInfo).port}`
+  })
+  afterAll(async () => {
+    flood.closeAllConnections()
+    await new Promise((r) => flood.close(r))
+  })
+
+  it.each(['login', 'key fragment'] as const)('the %s answer is refused past a small limit (502), not read whole into memory', async (call) => {
+    const { env } = await makeEnv({ RESOURCE_API_URL: floodUrl, API_TIMEOUT_MS: '60000', API_READ_RETRIES: '0' })
+    const e = await (call === 'login' ? loginUpstream(env, 'a@example.com', 'pw') : getKeyFragment(env, 'token')).then(() => null, (x: unknown) => x)
+    expect(upstreamProblem('the Resource API', call, e).status).toBe(502)
+    expect(finished).toBe(false)
+  })
+})
