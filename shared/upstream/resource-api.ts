@@ -13,7 +13,7 @@ const WHO = 'the Resource API'
 /** Largest body accepted for a small file (small parts, cdn.yaml, manifests). */
 const SMALL_LIMIT = 1 << 20
 
-/** The HTTP client for RESOURCE_API_URL; 503 when it is not configured. No automatic retry. */
+/** The HTTP client for RESOURCE_API_URL; 503 when it is not configured. No automatic retry, no redirect followed. */
 export function apiClient(env: Env): $Fetch {
   const baseURL = env.config.RESOURCE_API_URL
   if (!baseURL) throw new HttpError(503, 'RESOURCE_API_URL is not configured on this loader', { type: 'not-configured' })
@@ -21,6 +21,8 @@ export function apiClient(env: Env): $Fetch {
     baseURL,
     timeout: env.config.API_TIMEOUT_MS,
     retry: 0,
+    // A redirect is not followed: a 307/308 would send the login's or a read's password to wherever it points.
+    redirect: 'error',
     onResponse: ({ request, response }) => {
       env.clock.observe(response.headers.get('date'))
       env.metrics.apiCall(callOf(request), `${response.status}`)

@@ -111,3 +111,33 @@ describe('a Resource API answer that never ends (a flood of bytes)', () => {
     expect(finished).toBe(false)
   })
 })
+
+describe('a Resource API that redirects', () => {
+  it.each([307, 308, 302])('a %i on the login is not followed: the password never goes to another address', async (status) => {
+    const got: string[] = []
+    const elsewhere = createServer((req, res) => {
+      let body = ''
+      req.on('data', (c) => { body += c })
+      req.on('end', () => { got.push(`${req.method} ${req.url} ${body}`); res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"x"}') })
+    })
+    await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r))
+    const api = createServer((req, res) => {
+      req.resume()
+      res.writeHead(status, { location: `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/collect` }).end()
+    })
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r))
+    try {
+      const { env } = await makeEnv({ RESOURCE_API_URL: `http://127.0.0.1:${(api.address() as AddressInfo).port}` })
+      const e = await loginUpstream(env, 'a@example.com', 'the-password').then(() => null, (x: unknown) => x)
+      const problem = upstreamProblem('the Resource API', 'the login', e)
+      expect(problem.status).toBe(502)
+      expect(problem.message).toMatch(/redirect/)
+      expect(got).toEqual([])
+    } finally {
+      for (const s of [elsewhere, api]) {
+        s.closeAllConnections()
+        await new Promise((r) => s.close(r))
+      }
+    }
+  })
+})
