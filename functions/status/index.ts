@@ -45,7 +45,7 @@ export default defineFunction({
     const [session, hardware, unlock, cache] = await Promise.all([
       getSession(env.session),
       env.hardware().catch(() => null),
-      readUnlock(env.state),
+      readUnlock(env.state, env.inflight),
       env.cache.usage(),
     ])
     const auth = session?.auth

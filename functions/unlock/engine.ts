@@ -1,4 +1,5 @@
 // Docker Engine API client for `POST /images/load` over a unix socket, TCP or TCP with TLS (no CLI, no shell).
+import type { ClientRequest } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { DockerTls } from '../../shared/contract/docker-tls'
 import { nodeRequest, readBodyText } from '../../shared/upstream/node-request'
@@ -16,7 +17,8 @@ export class EngineError extends Error {
 
 /**
  * Parses an `/images/load` answer: dockerd's JSON lines (errors inside a 200) or podman's
- * `Loaded image: a,b`; accepts `Loaded image ID: sha256:…`. Returns the image names.
+ * `Loaded image: a,b`; accepts `Loaded image ID: sha256:…`. Returns the image names (at least one:
+ * an answer that names none is an EngineError).
  */
 export function parseLoadAnswer(status: number, text: string): string[] {
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean)
@@ -33,6 +35,11 @@ export function parseLoadAnswer(status: number, text: string): string[] {
     const m = /Loaded image(?: ID)?:\s*(.+)/.exec(stream)
     if (m) images.push(...m[1].split(',').map((s) => s.trim()).filter(Boolean))
   }
+  // A success names what it loaded: an answer that names nothing (empty, garbage, a proxy's "OK") is no load.
+  if (images.length === 0) {
+    const shown = text.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 200)
+    throw new EngineError(`it answered ${status} without naming a loaded image${shown ? ` (${shown})` : ' (an empty answer)'}`)
+  }
   return images
 }
 
@@ -47,19 +54,27 @@ export async function loadImages(dockerHost: string, body: Readable, bytes: numb
     method: 'POST', url: `${t.base}/images/load?quiet=1`, socketPath: t.socketPath, body, timeoutMs, tls,
     headers: { 'content-type': 'application/x-tar', 'content-length': String(bytes), ...(t.socketPath ? { host: 'docker' } : {}) },
   })
-  const text = await readBodyText(res, 4 << 20)
-  return parseLoadAnswer(res.statusCode ?? 0, text)
+  try {
+    return parseLoadAnswer(res.statusCode ?? 0, await readBodyText(res, 4 << 20))
+  } finally {
+    // An engine that answered before it took the whole archive (a refusal): the rest is not sent and
+    // the connection goes now, not after DOCKER_TIMEOUT_MS of a body nobody reads.
+    const req = (res as typeof res & { req?: ClientRequest }).req
+    if (req && !req.writableFinished) req.destroy()
+  }
 }
 
 /**
  * True when the engine still has the image `name` (`GET /images/{name}/json`: 200), false on 404;
- * throws when the engine cannot be asked or answers anything else.
+ * throws when the engine cannot be asked or answers anything else. `tls` as for loadImages.
  */
-export async function hasImage(dockerHost: string, name: string, timeoutMs: number): Promise<boolean> {
-  const t = engineTarget(dockerHost)
+export async function hasImage(dockerHost: string, name: string, timeoutMs: number, tls?: DockerTls): Promise<boolean> {
+  const t = engineTarget(dockerHost, tls)
   // The name keeps its "/" (the API route takes it as is); every segment is escaped.
   const path = name.split('/').map(encodeURIComponent).join('/')
-  const res = await nodeRequest({ method: 'GET', url: `${t.base}/images/${path}/json`, socketPath: t.socketPath, timeoutMs, headers: { host: 'docker' } })
+  // Over TCP the Host header stays host:port, as for the load (the engine's certificate is checked against it).
+  const res = await nodeRequest({ method: 'GET', url: `${t.base}/images/${path}/json`, socketPath: t.socketPath, timeoutMs, tls,
+    headers: t.socketPath ? { host: 'docker' } : {} })
   const text = await readBodyText(res, 1 << 20)
   if (res.statusCode === 200) return true
   if (res.statusCode === 404) return false

@@ -4,7 +4,8 @@ import { defineFunction } from '../../shared/contract/function'
 import { json, JSON_BODY_PROBLEMS, readJson } from '../../shared/http/json'
 import { LoginBody } from '../../shared/http/login-body'
 import { runUnlock, stillReady } from './job'
-import { idle, publicView, readUnlock, UnlockStatusAnswer, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
+import { idle, publicView, readUnlock, UNLOCK_JOB, UnlockStatusAnswer, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
+import { isLocalFsError, localStorageProblem } from '../../shared/http/local-storage-error'
 
 const UnlockBody = v.object({ ...LoginBody.entries, force: v.optional(v.boolean('must be true or false')) })
 
@@ -29,20 +30,26 @@ export default defineFunction({
     } },
   ],
   async fetch(request, env, ctx) {
-    if (request.method === 'GET') return json(publicView(await readUnlock(env.state)))
+    if (request.method === 'GET') return json(publicView(await readUnlock(env.state, env.inflight)))
     const { email, password, force } = await readJson(request, UnlockBody)
     const ready = !force && await stillReady(env)
     // From here to inflight.run nothing awaits, so two requests cannot both start a job.
-    if (env.inflight.has('unlock')) return json(publicView(await readUnlock(env.state)), 202)
+    if (env.inflight.has(UNLOCK_JOB)) return json(publicView(await readUnlock(env.state)), 202)
     if (ready) return json(publicView(await readUnlock(env.state)), 200)
     let started!: (s: UnlockStatus) => void
     const first = new Promise<UnlockStatus>((ok) => { started = ok })
-    const job = env.inflight.run('unlock', async () => {
+    const job = env.inflight.run(UNLOCK_JOB, async () => {
       const s = await writeUnlock(env.state, { ...idle(), state: 'authenticating' })
       started(s)
       return runUnlock(env, email, password, s)
     })
     ctx.waitUntil(job)
-    return json(publicView(await Promise.race([first, job])), 202)
+    try {
+      return json(publicView(await Promise.race([first, job])), 202)
+    } catch (e) {
+      // The first state could not be written (a full disk): nothing started, and that is no bug.
+      if (isLocalFsError(e)) throw localStorageProblem(e, 'the unlock state', 'local-storage')
+      throw e
+    }
   },
 })

@@ -33,6 +33,10 @@ export function engineMessage(e: unknown, archive: string, dockerHost: string): 
   return `loading ${archive} into the Docker engine failed (${code ?? (e as Error).name ?? 'error'})`
 }
 
+/** An archive file the loader cannot read (permissions, removed meanwhile, a failing disk), naming its code. */
+const unreadable = (archive: string, e: unknown) =>
+  `the archive ${archive} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).name ?? 'error'}): check UNLOCK_ARCHIVE and the file's permissions`
+
 /** Runs the whole job, writing every phase to `env.state`; never throws. */
 export async function runUnlock(env: Env, email: string, password: string, started: UnlockStatus): Promise<UnlockStatus> {
   let s = started
@@ -73,7 +77,7 @@ export async function runUnlock(env: Env, email: string, password: string, start
         plainBytes.push(plainLengthFromTail(key, a.size >= 32 ? await env.archives.tail(a, 32) : Buffer.alloc(32), a.size))
       } catch (e) {
         if (isBlobError(e)) return fail(`${a.name} does not decrypt with the key fragment (wrong key or corrupt archive: ${e.message})`)
-        throw e
+        return fail(unreadable(a.name, e))
       }
     }
 
@@ -99,7 +103,9 @@ export async function runUnlock(env: Env, email: string, password: string, start
         }
       })
       const decrypt = new DecryptStream(key)
-      source.once('error', (e) => decrypt.destroy(e))
+      // The archive's own read failure is told apart from the engine's (both end the request).
+      let readError: unknown
+      source.once('error', (e) => { readError = e; decrypt.destroy(e) })
       const body = source.pipe(decrypt)
       // The engine may answer before the file stream reports its end (the last cipher block of a
       // tar is all padding), so `loading` is written only while this archive is still unanswered.
@@ -108,10 +114,11 @@ export async function runUnlock(env: Env, email: string, password: string, start
       try {
         images.push(...await loadImages(env.config.DOCKER_HOST, body, plainBytes[i], env.config.DOCKER_TIMEOUT_MS, tls))
       } catch (e) {
-        source.destroy()
-        return fail(engineMessage(e, a.name, env.config.DOCKER_HOST))
+        return fail(readError ? unreadable(a.name, readError) : engineMessage(e, a.name, env.config.DOCKER_HOST))
       } finally {
         answered = true
+        // Answered: the archive file closes, also when the engine answered before its end.
+        source.destroy()
       }
     }
     env.log.info({ images }, 'unlock ready')
@@ -135,8 +142,10 @@ export async function stillReady(env: Env): Promise<boolean> {
   try {
     if (signatureOf(await env.archives.list()) !== s.archives) return false
     const timeout = Math.min(env.config.DOCKER_TIMEOUT_MS, CHECK_TIMEOUT_MS)
+    // The engine is asked the way the load reached it: over TLS when DOCKER_TLS_VERIFY says so.
+    const tls = await env.dockerTls()
     for (const image of s.images) {
-      if (!(await hasImage(env.config.DOCKER_HOST, image, timeout))) {
+      if (!(await hasImage(env.config.DOCKER_HOST, image, timeout, tls))) {
         env.log.info({ image }, 'an unlocked image is gone from the engine: unlocking again')
         return false
       }

@@ -22,10 +22,23 @@ export const RUNNING: readonly UnlockPhase[] = Object.freeze(['authenticating', 
 
 export const idle = (): UnlockStatus => ({ state: 'idle', progress: { bytesDone: 0, bytesTotal: 0 }, images: [], error: null, updatedAt: new Date().toISOString() })
 
-/** The stored status; anything that is not one (a missing or unreadable file) reads as `idle`. */
-export async function readUnlock(state: Storage): Promise<UnlockStatus> {
+/** The key under which the running job is registered in `env.inflight`. */
+export const UNLOCK_JOB = 'unlock'
+
+/**
+ * The stored status; anything that is not one (a missing or unreadable file) reads as `idle`.
+ * Given `inflight`, a running phase that no job of this process runs reads as `error`: the job
+ * ended without recording its end (the state could not be written, e.g. a full disk).
+ */
+export async function readUnlock(state: Storage, inflight?: { has(key: string): boolean }): Promise<UnlockStatus> {
+  // Asked before and after the read: a job that ends (or starts) while the file is read is not taken for a lost one.
+  const before = inflight?.has(UNLOCK_JOB)
   const s = await state.getItem<UnlockStatus>(UNLOCK_KEY)
-  return s !== null && typeof s === 'object' && typeof s.state === 'string' ? s : idle()
+  if (s === null || typeof s !== 'object' || typeof s.state !== 'string') return idle()
+  if (inflight && RUNNING.includes(s.state) && !before && !inflight.has(UNLOCK_JOB)) {
+    return { ...s, state: 'error', error: 'the unlock job ended but its result could not be recorded (the state under CACHE_DIR could not be written): free space and POST /unlock again' }
+  }
+  return s
 }
 
 export async function writeUnlock(state: Storage, s: UnlockStatus): Promise<UnlockStatus> {

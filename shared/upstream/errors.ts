@@ -9,6 +9,14 @@ export function isTimeout(e: unknown): boolean {
   return false
 }
 
+/** True when fetch refused to follow a redirect (`redirect: 'error'`). */
+function isRedirect(e: unknown): boolean {
+  for (let x = e as { message?: string; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
+    if (x.message === 'unexpected redirect') return true
+  }
+  return false
+}
+
 /** The status of an upstream answer carried by an ofetch error, if any. */
 export const upstreamStatus = (e: unknown): number | undefined =>
   (e as { response?: { status?: number } })?.response?.status ?? (e as { status?: number })?.status
@@ -19,6 +27,7 @@ export function upstreamProblem(who: string, what: string, e: unknown): HttpErro
   if (isTimeout(e)) return new HttpError(504, `${who} did not answer ${what} in time`, { type: 'upstream-timeout', cause: e })
   const status = upstreamStatus(e)
   if (status) return new HttpError(502, `${who} answered ${status} to ${what}`, { type: 'upstream-error', extra: { upstreamStatus: status } })
+  if (isRedirect(e)) return new HttpError(502, `${who} answered ${what} with a redirect, which is not followed (check its URL)`, { type: 'upstream-error', cause: e })
   return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable', cause: e })
 }
 

@@ -13,7 +13,7 @@ const WHO = 'the Resource API'
 /** Largest body accepted for a small file (small parts, cdn.yaml, manifests). */
 const SMALL_LIMIT = 1 << 20
 
-/** The HTTP client for RESOURCE_API_URL; 503 when it is not configured. No automatic retry. */
+/** The HTTP client for RESOURCE_API_URL; 503 when it is not configured. No automatic retry, no redirect followed. */
 export function apiClient(env: Env): $Fetch {
   const baseURL = env.config.RESOURCE_API_URL
   if (!baseURL) throw new HttpError(503, 'RESOURCE_API_URL is not configured on this loader', { type: 'not-configured' })
@@ -21,6 +21,8 @@ export function apiClient(env: Env): $Fetch {
     baseURL,
     timeout: env.config.API_TIMEOUT_MS,
     retry: 0,
+    // A redirect is not followed: a 307/308 would send the login's or a read's password to wherever it points.
+    redirect: 'error',
     onResponse: ({ request, response }) => {
       env.clock.observe(response.headers.get('date'))
       env.metrics.apiCall(callOf(request), `${response.status}`)
@@ -63,9 +65,11 @@ async function readWithRetries<T>(env: Env, call: (signal: AbortSignal) => Promi
 
 /** `POST /login`; 401 upstream is 401 here. Returns the token and its verified claims. */
 export async function loginUpstream(env: Env, email: string, password: string): Promise<{ token: string; claims: TokenClaims }> {
-  let body: { token?: unknown }
+  let body: { token?: unknown } | null
   try {
-    body = await apiClient(env)('/login', { method: 'POST', body: { email, password } })
+    // The signal bounds the whole call, the answer's body too (ofetch's `timeout` stops at the headers).
+    const res = await apiClient(env).raw('/login', { method: 'POST', body: { email, password }, responseType: 'stream', signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
+    body = await smallJson(res.body, 'the login answer')
   } catch (e) {
     if (upstreamStatus(e) === 401) throw new HttpError(401, 'the Resource API refused these credentials', { type: 'bad-credentials' })
     throw upstreamProblem(WHO, 'the login', e)
@@ -169,12 +173,31 @@ export async function getResourceFile(env: Env, token: string, folder: string | 
 export async function putResourceFile(env: Env, token: string, folder: string, fileName: string, bytes: Uint8Array): Promise<void> {
   const form = new FormData()
   form.append('data', new Blob([new Uint8Array(bytes)], { type: 'application/octet-stream' }), fileName)
-  await apiClient(env)(`/resources/${encodeURIComponent(folder)}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${token}` } })
+  // The signal bounds the whole call, the answer's body too: a stalled answer is a 504, not a hung upload.
+  const res = await apiClient(env).raw(`/resources/${encodeURIComponent(folder)}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${token}` }, responseType: 'stream', signal: AbortSignal.timeout(env.config.API_TIMEOUT_MS) })
+  // The status says it all: the answer's body is not read (however large it is).
+  void (res.body as ReadableStream<Uint8Array> | null)?.cancel().catch(() => {})
+}
+
+/**
+ * A small JSON answer, read at most SMALL_LIMIT bytes (502 past it: a flood is never read whole
+ * into memory); what does not parse as JSON is null.
+ */
+async function smallJson<T>(body: ReadableStream<Uint8Array> | null | undefined, what: string): Promise<T | null> {
+  const bytes = await readLimited(body, SMALL_LIMIT, () => new HttpError(502, `${what} from the Resource API is larger than ${SMALL_LIMIT} bytes`, { type: 'upstream-error' }))
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T
+  } catch {
+    return null
+  }
 }
 
 /** `GET /binary-split/key-fragment`: the archive key string. */
 export async function getKeyFragment(env: Env, token: string): Promise<string> {
-  const body = await readWithRetries(env, (signal) => apiClient(env)<{ keyFragment?: unknown }>('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, signal }))
+  const body = await readWithRetries(env, async (signal) => {
+    const res = await apiClient(env).raw('/binary-split/key-fragment', { headers: { authorization: `Bearer ${token}` }, responseType: 'stream', signal })
+    return smallJson<{ keyFragment?: unknown }>(res.body as ReadableStream<Uint8Array>, 'the key fragment answer')
+  })
   if (typeof body?.keyFragment !== 'string' || !body.keyFragment) throw new HttpError(502, 'the key fragment answer has no keyFragment', { type: 'upstream-error' })
   return body.keyFragment
 }

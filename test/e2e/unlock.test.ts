@@ -1,11 +1,12 @@
 // F4–F5 end to end: the built runtime unlocks a real docker-archive into a real engine (podman's API service).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/tmp'
-import { aesKey } from '../../shared/crypto/blob'
+import { aesKey, encryptBuffer } from '../../shared/crypto/blob'
+import { startFakeEngine } from '../helpers/fake-engine'
 import { opensslEncrypt } from '../helpers/openssl'
 import { startPodman, type Podman } from '../helpers/podman'
 import { post, startStack, type Stack } from '../helpers/stack'
@@ -122,10 +123,41 @@ describe('unlock into podman', () => {
       expect(st).toMatchObject({ state: 'ready', error: null })
       expect(st.images).toContain(IMAGE)
       expect(podman.cli(['images', '--format', '{{.Repository}}:{{.Tag}}'])).toContain(IMAGE)
+      // After ready, the image check reaches the engine over the same TLS: a plain POST answers 200 and runs nothing.
+      expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(200)
     } finally {
       front.close()
       ca.remove()
       other.remove()
+    }
+  })
+
+  it('SIGKILL in the middle of an unlock: after a restart on the same CACHE_DIR the state is error: interrupted, nothing half-written is left, and a new unlock runs', async () => {
+    // An engine that takes the whole archive and then holds its answer: the job sits in `loading`.
+    const engine = await startFakeEngine('podman', ['localhost/killed:1'])
+    engine.delayMs = 120_000
+    const archive = tempDir('unlock-kill-')
+    writeFileSync(join(archive, 'image.enc'), encryptBuffer(aesKey(FRAGMENT), randomBytes(3 << 20)))
+    const vars = { UNLOCK_ARCHIVE: archive, DOCKER_HOST: `unix://${engine.socket}` }
+    try {
+      await s.restartLoader(vars)
+      expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1], force: true })).status).toBe(202)
+      for (let i = 0; i < 600 && engine.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50))
+      expect(engine.received).toHaveLength(1)
+      expect((await (await fetch(`${s.loader.url}/unlock/status`)).json()).state).toMatch(/decrypting|loading/)
+      await s.loader.stop('SIGKILL')
+
+      await s.restartLoader(vars)
+      const st = await (await fetch(`${s.loader.url}/unlock/status`)).json()
+      expect(st).toMatchObject({ state: 'error', error: 'interrupted' })
+      const stateFiles = readdirSync(join(s.loader.cacheDir, 'state'), { recursive: true }).map(String)
+      expect(stateFiles.filter((f) => f.endsWith('.tmp'))).toEqual([])
+      engine.delayMs = 0
+      expect((await post(s.loader.url, '/unlock', { email: USER[0], password: USER[1] })).status).toBe(202)
+      expect(await settle(s.loader.url)).toMatchObject({ state: 'ready', images: ['localhost/killed:1'] })
+      expect(engine.received).toHaveLength(2)
+    } finally {
+      await engine.close()
     }
   })
 })

@@ -166,6 +166,18 @@ describe('partial downloads', () => {
     await prepareCacheDir(dir)
     expect([existsSync(fresh), existsSync(stale), existsSync(legacy)]).toEqual([true, false, false])
   })
+
+  it('a state write a killed process left half done (writeAtomic\'s temporary) is removed at start; the state itself stays', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loader-test-cache-'))
+    dirs.push(dir)
+    mkdirSync(join(dir, 'state/unlock'), { recursive: true })
+    writeFileSync(join(dir, 'state/unlock/status'), '{"state":"loading"}')
+    writeFileSync(join(dir, 'state/unlock/status.0123abcd.tmp'), '{"state":"lo')
+    writeFileSync(join(dir, 'state/other.89abcdef.tmp'), '{')
+    await prepareCacheDir(dir)
+    expect([existsSync(join(dir, 'state/unlock/status')), existsSync(join(dir, 'state/unlock/status.0123abcd.tmp')), existsSync(join(dir, 'state/other.89abcdef.tmp'))])
+      .toEqual([true, false, false])
+  })
 })
 
 /** Bytes of every cached part and partial download on disk. */

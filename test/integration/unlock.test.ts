@@ -1,7 +1,7 @@
 // The unlock state machine and its error mapping, with source functions, the origin on a real port, and a fake engine on a unix socket.
 import { serve } from '@hono/node-server'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { PassThrough } from 'node:stream'
@@ -16,6 +16,7 @@ import { createOrigin } from '../origin/origin'
 import { makeApp } from '../helpers/env'
 import { startFakeEngine, type FakeEngine } from '../helpers/fake-engine'
 import { recoverInterrupted } from '../../runtime/recover'
+import { readUnlock } from '../../shared/contract/unlock-state'
 import { SALTS } from '../helpers/vectors'
 import { makeCa } from '../helpers/tls'
 import { copyFileSync } from 'node:fs'
@@ -210,6 +211,9 @@ describe('unlock', () => {
       await good.post()
       expect(await good.settle()).toMatchObject({ state: 'ready', images: ['localhost/tls:1'] })
       expect(engine.received.map((x) => x.sha256)).toEqual([sha(plain)])
+      // After ready, a plain POST asks the engine (over the same TLS) whether it still has the image: 200, nothing run again.
+      expect((await good.post()).status).toBe(200)
+      expect(engine.received).toHaveLength(1)
       // A client certificate the engine does not trust, an engine the CA does not vouch for, no TLS at all: error, nothing loaded.
       for (const vars of <Record<string, string>[]>[
         { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certDir(other.issue('stranger', 'client'), ca.cert) },
@@ -247,6 +251,207 @@ describe('unlock', () => {
     await w.env.state.setItem('unlock:status', { state: 'decrypting', progress: { bytesDone: 5, bytesTotal: 10 }, images: [], error: null, updatedAt: '' })
     await recoverInterrupted(w.env)
     expect(await w.status()).toMatchObject({ state: 'error', error: 'interrupted' })
+    await engine.close()
+  })
+
+  /** Makes every write of `env.state` fail as a full disk does (reads still work). */
+  const fullDisk = (w: { env: { state: { setItem: unknown } } }, after = 0) => {
+    const real = w.env.state.setItem as (...a: unknown[]) => Promise<void>
+    let n = 0
+    w.env.state.setItem = (...a: unknown[]) => (n++ < after ? real(...a)
+      : Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' })))
+  }
+
+  /** This process's open descriptors on files under `dir` (the archives). */
+  const fdsUnder = (dir: string) => readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const t = readlinkSync(`/proc/self/fd/${fd}`)
+      return t.startsWith(dir) ? [t] : []
+    } catch {
+      return []
+    }
+  })
+  const eventually = async <T>(get: () => T | Promise<T>, want: T) => {
+    let v = await get()
+    for (let i = 0; i < 100 && JSON.stringify(v) !== JSON.stringify(want); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      v = await get()
+    }
+    return v
+  }
+
+  it('a full disk when the job would start: 507 disk-full, nothing started, and a later POST works once there is room', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    const setItem = w.env.state.setItem
+    fullDisk(w)
+    const r = await w.post()
+    expect(r.status).toBe(507)
+    expect(r.headers.get('content-type')).toMatch(/problem\+json/)
+    expect(await r.json()).toMatchObject({ type: expect.stringMatching(/disk-full/), code: 'ENOSPC' })
+    expect(engine.received.length).toBe(0)
+    w.env.state.setItem = setItem
+    expect((await w.post()).status).toBe(202)
+    expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/a:1'] })
+    await engine.close()
+  })
+
+  it('a job that cannot record its end (full disk meanwhile) is not reported as running forever', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const w = await world(engine, archives([randomBytes(1000)]))
+    // The first write (authenticating) lands, every later one fails.
+    fullDisk(w, 1)
+    expect((await w.post()).status).toBe(202)
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/could not be recorded|ENOSPC|disk/)
+    expect(JSON.stringify(s)).not.toContain(USER.password)
+    await engine.close()
+  })
+
+  it('a job that ends while its status is being read is not taken for one that lost its end (nor one that starts)', async () => {
+    const loading = { state: 'loading', progress: { bytesDone: 1, bytesTotal: 2 }, images: [], error: null, updatedAt: '' }
+    for (const [before, after] of [[true, false], [false, true]]) {
+      let running = before
+      const state = { getItem: async () => { running = after; return loading } }
+      expect((await readUnlock(state as never, { has: () => running })).state).toBe('loading')
+    }
+    // Neither before nor after: the job is gone and never wrote its end.
+    expect((await readUnlock({ getItem: async () => loading } as never, { has: () => false })).state).toBe('error')
+  })
+
+  it('a state left unfinished by a previous process, on a disk now full: the start goes on and the status reads error', async () => {
+    const engine = await startFakeEngine()
+    const w = await world(engine, archives([randomBytes(100)]))
+    await w.env.state.setItem('unlock:status', { state: 'loading', progress: { bytesDone: 5, bytesTotal: 10 }, images: [], error: null, updatedAt: '' })
+    fullDisk(w)
+    // The runtime awaits this before it serves: a throw would stop the loader from starting at all.
+    await expect(recoverInterrupted(w.env)).resolves.toBeUndefined()
+    expect(await w.status()).toMatchObject({ state: 'error' })
+    expect((await (await w.app.request('/status')).json()).unlock).toMatchObject({ state: 'error' })
+    await engine.close()
+  })
+
+  /** An engine on a unix socket that reads the whole upload, then answers with `answer`. */
+  async function oddEngine(answer: (res: import('node:http').ServerResponse) => void) {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('odd-engine-'), 'docker.sock')
+    const srv = createServer((req, res) => {
+      req.resume()
+      req.once('end', () => answer(res))
+    })
+    await new Promise<void>((r) => srv.listen(socket, r))
+    return { socket, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()) }) }
+  }
+
+  it.each([
+    ['an empty 200', (res: import('node:http').ServerResponse) => res.writeHead(200).end()],
+    ['a 200 of garbage', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>OK</html>')],
+    ['a 200 of JSON lines that name no image', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"stream":"Loading layer 1/3"}\n{"status":"done"}\n')],
+  ] as const)('an engine that answers %s loaded nothing: error, not ready', async (_what, answer) => {
+    const engine = await oddEngine(answer)
+    const w = await world(`unix://${engine.socket}`, archives([randomBytes(1000)]))
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/00-image\.enc/)
+    expect(s.images).toEqual([])
+    await engine.close()
+  })
+
+  it('an engine that closes the socket in the middle of its answer: error saying so', async () => {
+    const engine = await oddEngine((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+      res.write('{"stream":"Loaded image: localhost/a:1"}\n')
+      setTimeout(() => res.socket?.destroy(), 20)
+    })
+    const w = await world(`unix://${engine.socket}`, archives([randomBytes(1000)]))
+    await w.post()
+    const s = await w.settle()
+    expect(s.state).toBe('error')
+    expect(s.error).toMatch(/closed the connection|00-image\.enc/)
+    await engine.close()
+  })
+
+  it('an engine that refuses at once without reading the archive: error with its message, and the loader lets go of the connection', async () => {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('early-engine-'), 'docker.sock')
+    // Answers before reading a byte of the body and keeps the connection (as a keep-alive engine may;
+    // node then reads and drops the rest of the body).
+    const srv = createServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'no space left for images' }))
+    })
+    srv.keepAliveTimeout = 600_000
+    await new Promise<void>((r) => srv.listen(socket, r))
+    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
+    try {
+      const dir = archives([randomBytes(32 << 20)])
+      const w = await world(`unix://${socket}`, dir)
+      await w.post()
+      const s = await w.settle()
+      expect(s.state).toBe('error')
+      expect(s.error).toMatch(/refused 00-image\.enc: no space left for images/)
+      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
+    } finally {
+      srv.closeAllConnections()
+      await new Promise((r) => srv.close(r))
+    }
+  })
+
+  it('an engine that answers success before it has read the whole archive: ready, and the archive file and the connection are let go', async () => {
+    const { createServer } = await import('node:http')
+    const socket = join(tempDir('early-ok-engine-'), 'docker.sock')
+    const srv = createServer((req, res) => {
+      let got = 0
+      req.on('data', (c: Buffer) => {
+        got += c.length
+        if (got >= 1 << 20 && !res.headersSent) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ stream: 'Loaded image: localhost/early:1' }) + '\n')
+        }
+      })
+    })
+    srv.keepAliveTimeout = 600_000
+    await new Promise<void>((r) => srv.listen(socket, r))
+    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
+    try {
+      const dir = archives([randomBytes(32 << 20)])
+      const w = await world(`unix://${socket}`, dir)
+      await w.post()
+      expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/early:1'] })
+      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
+    } finally {
+      srv.closeAllConnections()
+      await new Promise((r) => srv.close(r))
+    }
+  })
+
+  it('an archive the loader cannot read is reported as that archive\'s problem, not as an unreachable engine or an "unexpected failure"', async () => {
+    const engine = await startFakeEngine('podman', ['localhost/a:1'])
+    const denied = () => Object.assign(new Error('EACCES: permission denied, open'), { code: 'EACCES', errno: -13, syscall: 'open' })
+    // Unreadable when its last block is checked.
+    const w = await world(engine, archives([randomBytes(1000)]))
+    w.env.archives = { ...w.env.archives, tail: async () => { throw denied() } }
+    await w.post()
+    const s1 = await w.settle()
+    expect(s1.state).toBe('error')
+    expect(s1.error).toMatch(/00-image\.enc.*EACCES/)
+    expect(s1.error).not.toMatch(/Docker engine|unexpected/)
+    // Unreadable (or gone) once it streams into the engine.
+    const w2 = await world(engine, archives([randomBytes(300_000)]))
+    const open = w2.env.archives.open.bind(w2.env.archives)
+    w2.env.archives = { ...w2.env.archives, open: (a) => {
+      const src = open(a)
+      const out = new PassThrough()
+      src.once('data', (c) => { out.write(c); src.destroy(); setImmediate(() => out.destroy(denied())) })
+      return out
+    } }
+    await w2.post()
+    const s2 = await w2.settle()
+    expect(s2.state).toBe('error')
+    expect(s2.error).toMatch(/00-image\.enc.*EACCES/)
+    expect(s2.error).not.toMatch(/Docker engine|unexpected/)
     await engine.close()
   })
 

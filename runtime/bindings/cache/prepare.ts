@@ -1,5 +1,6 @@
 // Start-up clean-up of CACHE_DIR: folders made, and what a killed process left removed (temporaries,
-// also beside partial downloads; partial downloads of the old layout or untouched for STALE_PARTIAL_MS).
+// also beside partial downloads; partial downloads of the old layout or untouched for STALE_PARTIAL_MS,
+// state writes cut short).
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Logger } from '../../../shared/contract/logger'
@@ -33,6 +34,8 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
         : 'removed a temporary file a stopped process left')
     }
   }
+  // writeAtomic's temporaries in the state store (a kill between its write and its rename).
+  await removeAtomicTemps(join(cacheDir, 'state'), log)
   for (const folder of await list(partialRoot)) {
     for (const name of await list(join(partialRoot, folder))) {
       const path = join(partialRoot, folder, name)
@@ -56,5 +59,17 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
     await rm(e.path, { force: true })
     await rmdir(dirname(e.path)).catch(() => {})
     log?.info({ path: e.path, bytes: e.bytes }, 'removed a stale partial download')
+  }
+}
+
+/** Removes writeAtomic's temporaries anywhere under `dir` (the state store's keys nest as folders). */
+async function removeAtomicTemps(dir: string, log?: Logger): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) await removeAtomicTemps(path, log)
+    else if (ATOMIC_TMP.test(e.name)) {
+      await rm(path, { force: true })
+      log?.info({ path }, 'removed a temporary file a stopped process left')
+    }
   }
 }
