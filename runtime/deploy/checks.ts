@@ -4,6 +4,7 @@ import type { RouteDef } from '../../shared/contract/function'
 import type { LoadedFunction } from '../registry'
 import { pointerOf, type DeployContext } from './context'
 import { Refused, type Release } from './release'
+import { checkRoutePaths } from './route-paths'
 import { verifyRelease, type ReleaseFiles } from './verify'
 
 /** Parts of a deployment body: part name → bytes. */
@@ -44,8 +45,8 @@ export function checkDeployment(ctx: DeployContext, files: Map<string, ReleaseFi
 }
 
 /**
- * Throws Refused when a route of the functions in `next` (name → routes) is served by another
- * running function not replaced by `next`, or by two of `next`.
+ * Throws Refused when a route of the functions in `next` (name → routes) cannot be compiled by the
+ * router, or is served by another running function not replaced by `next`, or by two of `next`.
  */
 export function checkRoutes(next: Map<string, readonly RouteDef[]>, running: LoadedFunction[]): void {
   const owner = new Map<string, string>()
@@ -53,6 +54,7 @@ export function checkRoutes(next: Map<string, readonly RouteDef[]>, running: Loa
     if (!next.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
   }
   for (const [name, routes] of next) {
+    checkRoutePaths(name, routes)
     for (const route of routes) {
       const other = owner.get(routeKey(route))
       if (other && other !== name) throw new Refused(`${name}: route ${routeKey(route)} is already served by ${other}`)

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import type { Env, RouteDef } from '../../shared/contract/function'
 import { parseConfig } from '../../runtime/config'
+import { Hono } from 'hono'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
 import { lockCacheDir } from '../../runtime/deploy/cache-lock'
@@ -270,6 +271,45 @@ describe('rollback on demand', () => {
     await expect(d.d.rollback('probe', 'factory')).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/is on trial/) })
     expect(d.d.get(dep.id)!.state).toBe('trial')
     await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('route paths the router cannot compile', () => {
+  // Hono builds its matcher on the first request: one route whose pattern does not compile makes
+  // every request of the callers' port throw (a 500 before any function runs, so the trial sees no error).
+  const bad = [{ method: 'GET', path: '/probe/:x{[}', body: 'none' }] as RouteDef[]
+
+  it('are refused (422) before anything changes, and the app keeps answering', async () => {
+    const d = await deployer()
+    await expect(d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', bad), bad)))
+      .rejects.toMatchObject({ status: 422, message: expect.stringMatching(/^probe: route GET \/probe\/:x\{\[\} cannot be served/) })
+    expect(d.running()).toEqual([])
+    expect(d.ctx.pointers.probe).toBeUndefined()
+    expect(await d.ctx.store.list('probe')).toEqual([])
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
+    // The routes that run, on one router as the runtime's app mounts them: its matcher compiles.
+    const app = new Hono()
+    for (const f of d.running()) for (const r of f.mod.routes) app.on(r.method, r.path, () => f.mod.fetch(new Request('http://x/'), d.ctx.env, {} as never))
+    expect((await app.request('/probe')).status).toBe(200)
+  })
+
+  it('in a stored release give way at start to the next candidate', async () => {
+    const env = envOf(tmp())
+    const ctx = await createContext(env, keys, emptyFactory())
+    for (const [version, routes] of [[1, PROBE], [2, bad]] as const) {
+      const artifact = artifactOf('probe', `v${version}`, routes)
+      const { json, sig } = makeRelease({ name: 'probe', artifact, routes, version, key: privateKey })
+      const dir = join(ctx.store.root, 'probe', `${version}-${sha256Hex(artifact).slice(0, 12)}`)
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(join(dir, 'probe.mjs'), artifact)
+      writeFileSync(join(dir, 'release.json'), json)
+      writeFileSync(join(dir, 'release.sig'), sig)
+    }
+    ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
+    const loaded = await loadAtStart(ctx)
+    expect(loaded.map((f) => [f.info.name, f.info.version])).toEqual([['probe', 1]])
+    expect(env.warnings.join('\n')).toMatch(/2: probe: route GET \/probe\/:x\{\[\} cannot be served/)
   })
 })
 
