@@ -201,6 +201,17 @@ describe('the store after a crash or a full disk', () => {
     expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
   })
 
+  it('a state.json temporary left by a kill mid-write is removed at start, state.json kept', async () => {
+    const cache = tmp()
+    const root = join(cache, 'functions')
+    mkdirSync(root, { recursive: true })
+    writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, functions: { probe: { active: 'factory', previous: null, lastKnownGood: 'factory', highest: 4, trial: null } } }))
+    writeFileSync(join(root, 'state.json.0123abcd.tmp'), '{"v":1,"func')
+    const ctx = await createContext(envOf(cache), keys, emptyFactory())
+    expect(readdirSync(root).sort()).toEqual(['state.json'])
+    expect(ctx.pointers.probe.highest).toBe(4)
+  })
+
   it('a move into the store that fails leaves nothing in the staging area', async () => {
     const d = await deployer()
     d.ctx.store.commit = () => Promise.reject(new Error('EIO: i/o error'))
