@@ -212,6 +212,23 @@ describe('the store after a crash or a full disk', () => {
     expect(ctx.pointers.probe.highest).toBe(4)
   })
 
+  it('a state.json that parses but is not a pointer file: the factory set runs and the store keeps the downgrade floor', async () => {
+    const cache = tmp()
+    const env = envOf(cache, { DEPLOY_TRIAL_S: '60' })
+    const first = await createContext(env, keys, emptyFactory())
+    const artifact = artifactOf('probe', 'three', PROBE)
+    const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 3, key: privateKey })
+    await first.store.commit(await first.store.stage('probe', { artifact, json, sig: Buffer.from(sig) }), v.parse(ReleaseSchema, JSON.parse(json.toString())))
+    // A hand edit: valid JSON, no highest, a trial that is not one.
+    writeFileSync(first.pointerFile.path, JSON.stringify({ v: 1, functions: { probe: { active: 3, trial: 'yes' } } }))
+    const ctx = await createContext(env, keys, emptyFactory())
+    expect(env.warnings.join('\n')).toMatch(/state\.json is unreadable \(not a pointer file: functions\.probe\.previous: /)
+    expect(ctx.pointers.probe).toMatchObject({ active: 'factory', highest: 3, trial: null })
+    const d = createDeployer(ctx)
+    d.attach({ functions: () => [], swap: async () => true })
+    await expect(d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/version 2 is not above 3/) })
+  })
+
   it('a move into the store that fails leaves nothing in the staging area', async () => {
     const d = await deployer()
     d.ctx.store.commit = () => Promise.reject(new Error('EIO: i/o error'))
