@@ -1,6 +1,6 @@
 // Field deployment end to end (deploy.md §5): the built runtime as a real process, key pairs made
 // here, releases pushed over the unix socket and over TLS with the admin token.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -470,5 +470,32 @@ describe('the deploy tool\'s exit codes', () => {
     const slow = deploy('--to', to, '--timeout', '2')
     expect(slow.status, slow.stderr).toBe(4)
     expect(slow.stderr).toMatch(/no end state within 2 s/)
+  })
+
+  it('1 when the device restarts during the trial: it waits for the device and reads the rollback from its journal', async () => {
+    const rel = tmp()
+    const artifact = healthArtifact('tool')
+    const { json, sig } = makeRelease({ name: 'health', artifact, routes: HEALTH_ROUTES, version: 1, key: key.privateKey })
+    mkdirSync(join(rel, 'health-1'))
+    writeFileSync(join(rel, 'health-1/health.mjs'), artifact)
+    writeFileSync(join(rel, 'health-1/release.json'), json)
+    writeFileSync(join(rel, 'health-1/release.sig'), sig)
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120' })
+    const tool = spawn(process.execPath, [TSX, join(ROOT, 'scripts/deploy.ts'), 'health', '--releases', rel, '--to', `unix://${join(p.cacheDir, 'admin.sock')}`, '--timeout', '100'], { cwd: ROOT })
+    let out = ''
+    tool.stdout.on('data', (d) => { out += d })
+    tool.stderr.on('data', (d) => { out += d })
+    const exited = new Promise<number | null>((ok) => tool.once('exit', (code) => ok(code)))
+    try {
+      for (let i = 0; i < 400 && !out.includes(' trial '); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(out).toMatch(/ trial {7}swapped in/)
+      await p.stop('SIGKILL')
+      const q = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120', CACHE_DIR: p.cacheDir })
+      expect(await exited, out).toBe(1)
+      expect(out).toMatch(/deploy: rolled_back: the process stopped during the trial\n$/)
+      expect(await health(q)).toMatchObject({ status: 200, body: { status: 'healthy' } })
+    } finally {
+      tool.kill('SIGKILL')
+    }
   })
 })
