@@ -11,6 +11,7 @@ import { createTlsListener, type TlsListener } from './tls'
 import { recoverInterrupted } from './recover'
 import { applyV8Flags, mallocWarning } from './memory-settings'
 import { createDevice } from './deploy/device'
+import { lockCacheDir } from './deploy/cache-lock'
 
 applyV8Flags()
 
@@ -53,7 +54,12 @@ try {
   if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
     tls = createTlsListener({ cert: config.TLS_CERT_FILE, key: config.TLS_KEY_FILE, clientCa: config.TLS_CLIENT_CA_FILE }, log)
   }
+  // One loader per CACHE_DIR, taken before anything there is cleaned, read or written: a second
+  // loader stops here, before the start-up clean-up could remove the first one's files in progress.
+  const lockWarnings: string[] = []
+  lockCacheDir({ config, log, warnings: lockWarnings })
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
+  env.warnings.push(...lockWarnings)
   // The factory set (dir) and the release store; start-up never fails because of a function.
   const device = await createDevice(env, dir)
   const runtime = await startRuntime({

@@ -1,5 +1,6 @@
 // One loader per CACHE_DIR: CACHE_DIR/loader.lock, made with O_EXCL and holding the pid, is taken
-// before anything under CACHE_DIR/functions is read or written, and removed at exit. A lock whose
+// before anything under CACHE_DIR is cleaned, read or written (main.ts takes it before the bindings'
+// start-up clean-up), and removed at exit. A lock whose
 // pid is no longer alive (a SIGKILL, a crash) is stale and taken over.
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -22,7 +23,7 @@ const alive = (pid: number) => {
  * Takes CACHE_DIR/loader.lock or throws CacheDirInUse naming the pid holding it. A lock that cannot
  * be written at all (a full or read-only volume) is a warning: the start goes on without it.
  */
-export function lockCacheDir(env: Env): void {
+export function lockCacheDir(env: Pick<Env, 'config' | 'log' | 'warnings'>): void {
   const path = join(resolve(env.config.CACHE_DIR), 'loader.lock')
   for (let attempt = 0; attempt < 3; attempt++) {
     let fd: number

@@ -7,7 +7,6 @@ import type { LoadedFunction } from '../registry'
 import type { Runtime } from '../server'
 import type { TlsListener } from '../tls'
 import { createAdminApp, listenAdmin } from './admin'
-import { lockCacheDir } from './cache-lock'
 import { createContext } from './context'
 import { createDeployer } from './deployments'
 import { loadAtStart, reloadFactory } from './startup'
@@ -32,8 +31,6 @@ export function readReleaseKeys(file: string | undefined): ReleaseKey[] {
 /** The device side of field deployment for one runtime. */
 export async function createDevice(env: Env, factoryDir: string) {
   const keys = readReleaseKeys(env.config.RELEASE_KEYS)
-  // Before the store, state.json and the journal are touched: a second loader stops here.
-  lockCacheDir(env)
   const ctx = await createContext(env, keys, factoryDir)
   const deployer = createDeployer(ctx)
   let started = false

@@ -435,12 +435,18 @@ describe('the admin socket and the CACHE_DIR are the loader\'s own', () => {
     const journalBefore = readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')
     const before = state()
     mkdirSync(join(p.cacheDir, 'tmp/releases/marker-staged'), { recursive: true })
+    // The first loader's work in progress: a staged upload, a cache record being written (the
+    // start-up clean-up of a second loader must not run before it finds the lock).
+    const inProgress = [join(p.cacheDir, 'tmp/staged-1-0123456789ab.tmp'), join(p.cacheDir, 'cache/models/m.bin.json.0123abcd.tmp')]
+    mkdirSync(join(p.cacheDir, 'cache/models'), { recursive: true })
+    for (const f of inProgress) writeFileSync(f, 'in progress')
     const second = run({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(second.status).toBe(1)
     expect(second.stderr).toMatch(new RegExp(`CACHE_DIR: .* is in use by another loader \\(pid ${p.child.pid}`))
     expect(state()).toBe(before)
     expect(readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')).toBe(journalBefore)
     expect(readdirSync(join(p.cacheDir, 'tmp/releases'))).toEqual(['marker-staged'])
+    for (const f of inProgress) expect(readFileSync(f, 'utf8'), f).toBe('in progress')
     expect(await health(p)).toMatchObject({ status: 200, body: { version: 'one' } })
     await p.stop('SIGKILL')
     const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
