@@ -153,6 +153,24 @@ describe('state.json and memory stay in step', () => {
     expect(await until(again.id, ['rejected', 'committed'])).toBe('committed')
   })
 
+  it('a deployment shown rejected is over: the next one is taken, even while the rejection is still being journaled', async () => {
+    const { ctx, d, until } = await deployer()
+    const append = ctx.journal.append
+    let gate: (() => void) | undefined
+    ctx.journal.append = async (input) => {
+      if (input.event === 'rejected') await new Promise<void>((ok) => { gate = ok })
+      return append(input)
+    }
+    const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE, 'throw new Error("broken at import")')))
+    expect(await until(dep.id, ['rejected', 'trial'])).toBe('rejected')
+    // The operator saw "rejected" and deploys the fixed release at once.
+    const next = d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))
+    while (!gate) await sleep(5)
+    gate()
+    const second = await next
+    expect(await until(second.id, ['trial', 'rejected'])).toBe('trial')
+  })
+
   it('a failed write at commit still ends the trial, is retried, and the next deployment is taken', async () => {
     const { ctx, d, faults, until, onDisk } = await deployer()
     const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
@@ -290,6 +308,19 @@ describe('rollback on demand', () => {
     expect(await d.until(dep.id, ['committed', 'rejected', 'trial'])).toBe('rejected')
     expect(d.d.get(dep.id)!.reason).toBe('bb: route GET /x is already served by aa')
     expect(d.running().map((f) => f.info.name)).toEqual(['aa'])
+  })
+
+  it('of a function the factory set does not have, back to factory, stops serving it (as a trial rollback does)', async () => {
+    const d = await deployer()
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    expect(d.running().map((f) => f.info.name)).toEqual(['probe'])
+    await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', previous: 1, trial: null })
+    expect(d.running()).toEqual([])
+    expect(d.onDisk().probe).toMatchObject({ active: 'factory', previous: 1 })
+    // And forward again to the release still on the device.
+    await expect(d.d.rollback('probe', 1)).resolves.toMatchObject({ active: 1, previous: 'factory' })
+    expect(d.running().map((f) => [f.info.name, f.info.version])).toEqual([['probe', 1]])
   })
 
   it('to a given version during a trial is refused (409), and nothing changes', async () => {
