@@ -279,6 +279,30 @@ describe('the signed routes', () => {
   })
 })
 
+describe('routes that overlap without being equal', () => {
+  // Hono answers a request with the first route registered that matches it: a parameter or a
+  // wildcard of one function would take requests of another's route (functions are mounted in name order).
+  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
+  it('are a collision: refused (422) with both routes named; disjoint ones are not', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      return d.until(dep.id, ['committed', 'rejected'])
+    }
+    expect(await push('mm', 1, [route('/status'), route('/items/list')])).toBe('committed')
+    await expect(d.d.submit(partsOf('aa', 1, artifactOf('aa', 'a1', [route('/:page')]), [route('/:page')])))
+      .rejects.toMatchObject({ status: 422, message: 'aa: route GET /:page overlaps GET /metrics of the runtime' })
+    await expect(d.d.submit(partsOf('aa', 1, artifactOf('aa', 'a1', [route('/:page/list')]), [route('/:page/list')])))
+      .rejects.toMatchObject({ status: 422, message: 'aa: route GET /:page/list overlaps GET /items/list of mm' })
+    await expect(d.d.submit(partsOf('zz', 1, artifactOf('zz', 'z1', [route('/items/*')]), [route('/items/*')])))
+      .rejects.toMatchObject({ status: 422, message: 'zz: route GET /items/* overlaps GET /items/list of mm' })
+    await expect(d.d.submit(partsOf('cc', 1, artifactOf('cc', 'c1', [route('/metrics')]), [route('/metrics')])))
+      .rejects.toMatchObject({ status: 422, message: 'cc: route GET /metrics is already served by the runtime' })
+    expect(await push('bb', 1, [route('/things/:id'), route('/things')])).toBe('committed')
+    expect(d.running().map((f) => f.info.name)).toEqual(['bb', 'mm'])
+  })
+})
+
 describe('rollback on demand', () => {
   const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
   it('is refused when the release it goes back to serves a route another function took', async () => {
