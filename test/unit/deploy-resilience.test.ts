@@ -11,7 +11,7 @@ import { parseConfig } from '../../runtime/config'
 import { Hono } from 'hono'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
-import { lockCacheDir } from '../../runtime/deploy/cache-lock'
+import { lockCacheDir, processIdentity } from '../../runtime/deploy/cache-lock'
 import { createDeployer } from '../../runtime/deploy/deployments'
 import { createJournal, verifyChain } from '../../runtime/deploy/journal'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
@@ -454,6 +454,23 @@ describe('function names are looked up as own keys', () => {
 })
 
 describe('the CACHE_DIR lock', () => {
+  it('a live pid that is not the process that wrote the lock (another boot, a reused pid) does not hold it', () => {
+    const cache = tmp()
+    const lock = join(cache, 'loader.lock')
+    const parent = processIdentity(process.ppid)!
+    expect(parent).toMatch(/^[0-9a-f-]{36} \d+$/)
+    // Written by the loader of before a power cut, whose pid now belongs to another process.
+    writeFileSync(lock, `${process.ppid}\n00000000-0000-0000-0000-000000000000 ${parent.split(' ')[1]}\n`)
+    lockCacheDir(envOf(cache))
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`)
+    // This boot, the pid given to another process after a crash.
+    writeFileSync(lock, `${process.ppid}\n${parent.split(' ')[0]} 1\n`)
+    lockCacheDir(envOf(cache))
+    // The process that wrote it, alive: it holds it.
+    writeFileSync(lock, `${process.ppid}\n${parent}\n`)
+    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
+  })
+
   it('a live pid holds it; an empty or dead one is stale and taken over', () => {
     const cache = tmp()
     const lock = join(cache, 'loader.lock')
@@ -462,6 +479,6 @@ describe('the CACHE_DIR lock', () => {
     expect(readFileSync(lock, 'utf8')).toBe(`${process.ppid}\n`)
     writeFileSync(lock, '')
     lockCacheDir(envOf(cache))
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`)
+    expect(readFileSync(lock, 'utf8').split('\n')[0]).toBe(`${process.pid}`)
   })
 })
