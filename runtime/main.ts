@@ -54,8 +54,8 @@ try {
   if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
     tls = createTlsListener({ cert: config.TLS_CERT_FILE, key: config.TLS_KEY_FILE, clientCa: config.TLS_CLIENT_CA_FILE }, log)
   }
-  // One loader per CACHE_DIR, taken before anything under it is touched: the start-up clean-up and
-  // the first eviction pass (createEnv) would remove the files in progress of a loader running there.
+  // One loader per CACHE_DIR, taken before anything there is cleaned, read or written: a second
+  // loader stops here, before the start-up clean-up could remove the first one's files in progress.
   const lockWarnings: string[] = []
   lockCacheDir({ config, log, warnings: lockWarnings })
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))

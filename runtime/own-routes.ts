@@ -10,10 +10,13 @@ export interface OwnRoute extends RouteDef { handler: Handler }
 
 const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
+/** The routes the runtime keeps for itself: no function (a deployed one included) may serve or overlap them. */
+export const OWN_ROUTES = [{ method: 'GET', path: '/metrics' }, { method: 'GET', path: '/openapi.json' }] as const
+
 /** /metrics and /openapi.json over `served` (the functions' routes); the document is built once per app. */
 export function ownRoutes(env: Env, served: ServedRoute[]): OwnRoute[] {
   const routes: OwnRoute[] = [
-    { method: 'GET', path: '/metrics', body: 'none', doc: {
+    { ...OWN_ROUTES[0], body: 'none', doc: {
       summary: 'Prometheus metrics: requests, cache, CDN, Resource API, unlock, functions, process',
       answers: { 200: { description: 'the text exposition format', content: { [METRICS_TYPE]: v.string() } } },
       problems: {},
@@ -21,7 +24,7 @@ export function ownRoutes(env: Env, served: ServedRoute[]): OwnRoute[] {
       const text = isRuntimeMetrics(env.metrics) ? await env.metrics.render() : ''
       return new Response(text, { headers: { 'content-type': METRICS_TYPE, 'cache-control': 'no-store' } })
     } },
-    { method: 'GET', path: '/openapi.json', body: 'none', doc: {
+    { ...OWN_ROUTES[1], body: 'none', doc: {
       summary: 'This document: OpenAPI 3.1, generated from the schemas the functions validate with',
       answers: { 200: { description: 'the OpenAPI 3.1 document', content: { 'application/json': v.looseObject({ openapi: v.literal('3.1.0') }) } } },
       problems: {},

@@ -5,6 +5,8 @@
 // `--timeout <s>` (default 600) bounds the whole run. Exit codes (README "Field deployment"):
 // 0 committed; 1 refused, rejected or rolled back; 2 bad arguments or a local file that cannot be
 // read; 3 the device cannot be reached or answered unexpectedly; 4 no end state within --timeout.
+// A device that restarts while the deployment is followed is waited for (within --timeout), and the
+// end state is then read from its journal.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { adminRequest, multipart, type AdminTarget } from './admin-client'
@@ -74,6 +76,20 @@ const detail = (text: string) => {
   }
 }
 
+/** The last end state (committed, rolled back, rejected) the device's journal holds for deployment `id`. */
+async function endInJournal(target: AdminTarget, id: string): Promise<{ event: string; at: string; reason: string | null } | undefined> {
+  const r = await request(target, 'GET', '/admin/journal')
+  if (r.status !== 200) return undefined
+  let end: { event: string; at: string; reason: string | null } | undefined
+  for (const line of r.text.split('\n')) {
+    try {
+      const e = JSON.parse(line) as { event: string; at: string; deployment: string | null; reason: string | null }
+      if (e.deployment === id && ['committed', 'rolled_back', 'rejected'].includes(e.event)) end = e
+    } catch { /* a line cut by a crash */ }
+  }
+  return end
+}
+
 /** An admin request; a socket or TLS error is exit 3. */
 const request = (target: AdminTarget, method: string, path: string, body?: Parameters<typeof adminRequest>[3]) =>
   adminRequest(target, method, path, body).catch((e: Error) => {
@@ -103,8 +119,29 @@ try {
   const { id } = JSON.parse(res.text) as { id: string }
   console.log(`deployment ${id} accepted`)
   let printed = 0
+  let away = false
   for (;;) {
-    const r = await request(target, 'GET', `/admin/deployments/${id}`)
+    // The device may restart while the deployment runs (a crash, a container restart): its socket is
+    // gone for a while, then the new process no longer knows the id. The journal on its volume
+    // does: the end state is read there (a trial the process died in was rolled back at start).
+    const r = await request(target, 'GET', `/admin/deployments/${id}`).catch((e: Fail) => {
+      if (!away) console.error(`deploy: ${e.message}; waiting for the device to come back (--timeout)`)
+      away = true
+      return undefined
+    })
+    if (!r) {
+      await new Promise((ok) => setTimeout(ok, 500))
+      continue
+    }
+    if (r.status === 404) {
+      const end = await endInJournal(target, id)
+      if (end) {
+        console.log(`${end.at}  ${end.event.padEnd(11)} ${end.reason ?? ''} (from the device's journal: it restarted)`)
+        if (end.event === 'committed') process.exit(EXIT.committed)
+        console.error(`deploy: ${end.event}: ${end.reason}`)
+        process.exit(EXIT.refused)
+      }
+    }
     if (r.status !== 200) throw new Fail(`GET /admin/deployments/${id}: ${r.status} ${detail(r.text)}`, EXIT.unreachable)
     const dep = JSON.parse(r.text) as { state: string; reason: string | null; events: { at: string; state: string; detail: string }[] }
     for (const e of dep.events.slice(printed)) console.log(`${e.at}  ${e.state.padEnd(11)} ${e.detail}`)

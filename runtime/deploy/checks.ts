@@ -2,8 +2,10 @@
 // release's signature, name, hash, size and contract, the anti-downgrade floor, route collisions.
 import type { RouteDef } from '../../shared/contract/function'
 import type { LoadedFunction } from '../registry'
+import { OWN_ROUTES } from '../own-routes'
 import { pointerOf, type DeployContext } from './context'
 import { Refused, type Release } from './release'
+import { checkRoutePaths, routesOverlap } from './route-paths'
 import { verifyRelease, type ReleaseFiles } from './verify'
 
 /** Parts of a deployment body: part name → bytes. */
@@ -28,7 +30,7 @@ export function releasesOf(parts: Parts): Map<string, ReleaseFiles> {
   return by as Map<string, ReleaseFiles>
 }
 
-const routeKey = (r: RouteDef) => `${r.method} ${r.path}`
+const routeKey = (r: Pick<RouteDef, 'method' | 'path'>) => `${r.method} ${r.path}`
 
 /** Runs every check on the whole deployment against the functions running; throws Refused with the first reason. */
 export function checkDeployment(ctx: DeployContext, files: Map<string, ReleaseFiles>, running: LoadedFunction[]): Map<string, Release> {
@@ -44,19 +46,29 @@ export function checkDeployment(ctx: DeployContext, files: Map<string, ReleaseFi
 }
 
 /**
- * Throws Refused when a route of the functions in `next` (name → routes) is served by another
- * running function not replaced by `next`, or by two of `next`.
+ * Throws Refused when a route of the functions in `next` (name → routes) cannot be compiled by the
+ * router, or is served by another running function not replaced by `next`, or by two of `next`, or
+ * overlaps such a route (`/:page` and `/status`: some request would match both).
  */
 export function checkRoutes(next: Map<string, readonly RouteDef[]>, running: LoadedFunction[]): void {
-  const owner = new Map<string, string>()
+  const owner = new Map<string, string>(OWN_ROUTES.map((r) => [routeKey(r), 'the runtime']))
   for (const f of running) {
     if (!next.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
   }
   for (const [name, routes] of next) {
+    checkRoutePaths(name, routes)
     for (const route of routes) {
       const other = owner.get(routeKey(route))
       if (other && other !== name) throw new Refused(`${name}: route ${routeKey(route)} is already served by ${other}`)
       owner.set(routeKey(route), name)
+    }
+  }
+  // Not equal but overlapping (a parameter or a wildcard): the router would give one function's requests to the other.
+  const all = [...owner].map(([key, fn]) => ({ fn, method: key.slice(0, key.indexOf(' ')) as RouteDef['method'], path: key.slice(key.indexOf(' ') + 1) }))
+  for (const [name, routes] of next) {
+    for (const route of routes) {
+      const other = all.find((o) => o.fn !== name && routesOverlap(route, o))
+      if (other) throw new Refused(`${name}: route ${routeKey(route)} overlaps ${other.method} ${other.path} of ${other.fn}`)
     }
   }
 }

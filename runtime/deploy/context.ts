@@ -7,6 +7,7 @@ import { createJournal, type Journal } from './journal'
 import { bestEffort } from './best-effort'
 import { createPointerFile, factoryPointer, type Pointer, type PointerFile, type Pointers, type Ref } from './pointer'
 import { Refused, sameRoutes } from './release'
+import { checkRoutePaths } from './route-paths'
 import { artifactFile, createStore, type Store } from './store'
 import { sha256Hex, verifyRelease, type ReleaseKey } from './verify'
 
@@ -77,6 +78,7 @@ export async function loadStored(ctx: DeployContext, name: string, version: numb
   if (r.version !== version) throw new Refused(`${name}: the folder of release ${version} holds release ${r.version}`)
   const mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name, IMPORT_MS)
   if (!sameRoutes(mod.routes, r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)
+  checkRoutePaths(name, mod.routes)
   return { mod, info: { name, sha256: r.sha256, bytes: r.bytes, loadedAt: new Date().toISOString(), routes: mod.routes, version, source: 'store' } }
 }
 

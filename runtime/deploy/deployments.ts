@@ -3,7 +3,7 @@
 // Rollback on demand repoints to a release already on the device. One operation at a time.
 import { randomUUID } from 'node:crypto'
 import { errorSummary } from '../app'
-import type { LoadedFunction } from '../registry'
+import { readManifest, type LoadedFunction } from '../registry'
 import type { Runtime } from '../server'
 import { checkDeployment, checkRoutes, releasesOf, type Parts } from './checks'
 import { loadRef, pointerOf, savePointers, type DeployContext } from './context'
@@ -76,6 +76,8 @@ export function createDeployer(ctx: DeployContext) {
   async function reject(dep: Deployment, reason: string, names: string[] = []) {
     dep.reason = reason
     event(dep, 'rejected', reason)
+    // Over as soon as it shows rejected: a deployment queued meanwhile is taken (not 409 "still rejected").
+    if (current === dep) current = undefined
     // One line per refused deployment (a body naming many functions writes one line, not one each):
     // the function is the one the reason names, or the only one, else null.
     const named = dep.functions.length ? dep.functions.map((f) => f.name) : names
@@ -279,11 +281,15 @@ export function createDeployer(ctx: DeployContext) {
         if (target === null) throw new Refused(`${name}: there is no previous release to roll back to`, 409)
         const running = runtime!.functions().find((f) => f.info.name === name)?.info.version ?? 'factory'
         if (target === running) throw new Refused(`${name}: ${target} is already running`, 409)
-        const fn = await loadRef(ctx, name, target)
-        checkRoutes(new Map([[name, fn.mod.routes]]), runtime!.functions())
+        // Back to `factory` for a function the factory set does not have (one a deployment added): it is
+        // no longer served, as a trial rollback of that deployment would leave it.
+        const manifest = target === 'factory' ? await readManifest(ctx.factoryDir).catch(() => undefined) : undefined
+        const gone = manifest !== undefined && !manifest.functions.some((f) => f.name === name)
+        const fn = gone ? undefined : await loadRef(ctx, name, target, manifest)
+        if (fn) checkRoutes(new Map([[name, fn.mod.routes]]), runtime!.functions())
         await writePointers({ ...ctx.pointers, [name]: { ...p, active: target, previous: p.active, trial: null } })
         await swapIn(new Map([[name, fn]]))
-        await journal({ event: 'rolled_back', function: name, version: target, sha256: fn.info.sha256, reason: `rollback on demand from ${p.active}` })
+        await journal({ event: 'rolled_back', function: name, version: target, sha256: fn?.info.sha256 ?? null, reason: `rollback on demand from ${p.active}` })
         env.log.info({ fn: name, from: p.active, to: target }, 'rolled back on demand')
         return ctx.pointers[name]
       })

@@ -2,7 +2,9 @@
 // which release is active, previous, last known good, the highest version accepted, and the trial.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import * as v from 'valibot'
 import { writeAtomic } from '../bindings/write-atomic'
+import { firstIssue } from './release'
 
 /** A release version, or the image's own artifact. */
 export type Ref = number | 'factory'
@@ -21,6 +23,17 @@ export interface Pointer {
 /** Every function's pointers. */
 export type Pointers = Record<string, Pointer>
 
+const RefSchema = v.union([v.pipe(v.number(), v.integer(), v.minValue(1)), v.literal('factory')])
+const PointerSchema = v.object({
+  active: RefSchema,
+  previous: v.nullable(RefSchema),
+  lastKnownGood: RefSchema,
+  highest: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  trial: v.nullable(v.object({ deployment: v.string(), since: v.string(), restorePrevious: v.nullable(RefSchema) })),
+})
+/** state.json: a file that parses but does not match is as unreadable as a torn one. */
+const PointerFileSchema = v.object({ functions: v.optional(v.record(v.string(), PointerSchema), {}) })
+
 /** The pointers of a function nothing was deployed to. */
 export const factoryPointer = (): Pointer => ({ active: 'factory', previous: null, lastKnownGood: 'factory', highest: 0, trial: null })
 
@@ -29,14 +42,15 @@ export function createPointerFile(root: string) {
   const path = join(root, 'state.json')
   return {
     path,
-    /** The pointers; a missing file is an empty set (nothing deployed yet). */
+    /** The pointers; a missing file is an empty set (nothing deployed yet); a malformed one throws. */
     async read(): Promise<Pointers> {
       const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return '{"functions":{}}'
         throw e
       })
-      const data = JSON.parse(text) as { functions?: Pointers }
-      return data.functions ?? {}
+      const parsed = v.safeParse(PointerFileSchema, JSON.parse(text))
+      if (!parsed.success) throw new Error(`not a pointer file: ${firstIssue(parsed.issues)}`)
+      return parsed.output.functions
     },
     /** Replaces the file in one rename. */
     write: (p: Pointers) => writeAtomic(path, JSON.stringify({ v: 1, functions: p }, null, 2) + '\n'),

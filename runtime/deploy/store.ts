@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ATOMIC_TMP } from '../bindings/write-atomic'
 import { releaseDirName, type Release } from './release'
 import type { ReleaseFiles } from './verify'
 
@@ -37,9 +38,10 @@ export function createStore(cacheDir: string) {
 
   return {
     root,
-    /** Creates the folders and removes what a crash left in the staging area. */
+    /** Creates the folders and removes what a crash left: the staging area, state.json's temporaries. */
     async init(): Promise<void> {
       await mkdir(root, { recursive: true, mode: 0o700 })
+      for (const e of await readdir(root)) if (ATOMIC_TMP.test(e)) await rm(join(root, e), { force: true })
       await rm(staging, { recursive: true, force: true })
       await mkdir(staging, { recursive: true, mode: 0o700 })
     },

@@ -51,7 +51,10 @@ export const requestMetrics = (metrics: RuntimeMetrics, functionOf: FunctionOf, 
   const method = methodLabel(c.req.method, known ? methodsOf(route) ?? new Set() : undefined)
   const sample = { fn: known ? functionOf(c.req.method, route) : 'none', route: known ? route : 'unmatched', method, status: c.res.status }
   if (outgoing) {
-    outgoing.once('close', () => metrics.request({ ...sample, seconds: (performance.now() - started) / 1000, bytesIn, bytesOut }))
+    const record = () => metrics.request({ ...sample, seconds: (performance.now() - started) / 1000, bytesIn, bytesOut })
+    // A client that left before the answer was ready closed the response already: no 'close' is coming.
+    if (outgoing.destroyed) record()
+    else outgoing.once('close', record)
   } else {
     const len = (v: string | null | undefined) => Number(v ?? 0) || 0
     metrics.request({ ...sample, seconds: (performance.now() - started) / 1000,

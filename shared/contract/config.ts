@@ -120,6 +120,7 @@ export const ConfigSchema = v.pipe(
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || !!c.ADMIN_TOKEN, 'ADMIN_PORT needs ADMIN_TOKEN (at least 32 characters)'), ['ADMIN_TOKEN']),
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || (!!c.TLS_CERT_FILE && !!c.TLS_KEY_FILE), 'ADMIN_PORT is served over TLS only: set TLS_CERT_FILE and TLS_KEY_FILE'), ['TLS_CERT_FILE']),
   v.forward(v.check((c) => !c.ADMIN_TOKEN || c.ADMIN_TOKEN !== c.LOADER_API_TOKEN, 'must differ from LOADER_API_TOKEN'), ['ADMIN_TOKEN']),
+  v.forward(v.check((c) => c.ADMIN_PORT === undefined || c.ADMIN_PORT !== c.PORT, 'must differ from PORT (the admin surface is never on the callers\' port)'), ['ADMIN_PORT']),
   v.forward(v.check((c) => Buffer.byteLength(adminSocketPath(c)) <= UNIX_PATH_MAX,
     `the admin socket's path is longer than ${UNIX_PATH_MAX} bytes (a unix socket's limit): set ADMIN_SOCKET to a shorter path, or use a shorter CACHE_DIR`), ['ADMIN_SOCKET']),
 )

@@ -1,6 +1,6 @@
 // Field deployment end to end (deploy.md §5): the built runtime as a real process, key pairs made
 // here, releases pushed over the unix socket and over TLS with the admin token.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -435,17 +435,23 @@ describe('the admin socket and the CACHE_DIR are the loader\'s own', () => {
     const journalBefore = readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')
     const before = state()
     mkdirSync(join(p.cacheDir, 'tmp/releases/marker-staged'), { recursive: true })
+    // The first loader's work in progress: a staged upload, a cache record being written (the
+    // start-up clean-up of a second loader must not run before it finds the lock).
+    const inProgress = [join(p.cacheDir, 'tmp/staged-1-0123456789ab.tmp'), join(p.cacheDir, 'cache/models/m.bin.json.0123abcd.tmp')]
+    mkdirSync(join(p.cacheDir, 'cache/models'), { recursive: true })
+    for (const f of inProgress) writeFileSync(f, 'in progress')
     const second = run({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(second.status).toBe(1)
     expect(second.stderr).toMatch(new RegExp(`CACHE_DIR: .* is in use by another loader \\(pid ${p.child.pid}`))
     expect(state()).toBe(before)
     expect(readFileSync(join(p.cacheDir, 'functions/journal.ndjson'), 'utf8')).toBe(journalBefore)
     expect(readdirSync(join(p.cacheDir, 'tmp/releases'))).toEqual(['marker-staged'])
+    for (const f of inProgress) expect(readFileSync(f, 'utf8'), f).toBe('in progress')
     expect(await health(p)).toMatchObject({ status: 200, body: { version: 'one' } })
     await p.stop('SIGKILL')
     const q = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(await health(q)).toMatchObject({ status: 200 })
-    expect(readFileSync(join(p.cacheDir, 'loader.lock'), 'utf8').trim()).toBe(String(q.child.pid))
+    expect(readFileSync(join(p.cacheDir, 'loader.lock'), 'utf8').split('\n')[0]).toBe(String(q.child.pid))
   })
 })
 
@@ -470,5 +476,32 @@ describe('the deploy tool\'s exit codes', () => {
     const slow = deploy('--to', to, '--timeout', '2')
     expect(slow.status, slow.stderr).toBe(4)
     expect(slow.stderr).toMatch(/no end state within 2 s/)
+  })
+
+  it('1 when the device restarts during the trial: it waits for the device and reads the rollback from its journal', async () => {
+    const rel = tmp()
+    const artifact = healthArtifact('tool')
+    const { json, sig } = makeRelease({ name: 'health', artifact, routes: HEALTH_ROUTES, version: 1, key: key.privateKey })
+    mkdirSync(join(rel, 'health-1'))
+    writeFileSync(join(rel, 'health-1/health.mjs'), artifact)
+    writeFileSync(join(rel, 'health-1/release.json'), json)
+    writeFileSync(join(rel, 'health-1/release.sig'), sig)
+    const p = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120' })
+    const tool = spawn(process.execPath, [TSX, join(ROOT, 'scripts/deploy.ts'), 'health', '--releases', rel, '--to', `unix://${join(p.cacheDir, 'admin.sock')}`, '--timeout', '100'], { cwd: ROOT })
+    let out = ''
+    tool.stdout.on('data', (d) => { out += d })
+    tool.stderr.on('data', (d) => { out += d })
+    const exited = new Promise<number | null>((ok) => tool.once('exit', (code) => ok(code)))
+    try {
+      for (let i = 0; i < 400 && !out.includes(' trial '); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(out).toMatch(/ trial {7}swapped in/)
+      await p.stop('SIGKILL')
+      const q = await start({ RELEASE_KEYS: key.pubFile, DEPLOY_TRIAL_S: '120', CACHE_DIR: p.cacheDir })
+      expect(await exited, out).toBe(1)
+      expect(out).toMatch(/deploy: rolled_back: the process stopped during the trial\n$/)
+      expect(await health(q)).toMatchObject({ status: 200, body: { status: 'healthy' } })
+    } finally {
+      tool.kill('SIGKILL')
+    }
   })
 })

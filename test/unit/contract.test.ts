@@ -82,12 +82,15 @@ describe('load', () => {
 
   it('concurrent callers share one re-login', async () => {
     const w = await contractWorld()
-    w.seed('m.bin')
+    const plain = w.seed('m.bin')
     expect((await w.login()).status).toBe(200)
     let refusals = 4
     server.use(http.post(`${API}/resources/get/models`, () => (refusals-- > 0 ? HttpResponse.json({}, { status: 401 }) : undefined)))
     const rs = await Promise.all([1, 2, 3, 4].map(() => w.req('/load/m.bin')))
     expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 200])
+    // Each body is read to its end: an unread one would keep its hold on the cached file (and its
+    // descriptor) until the garbage collector closes it.
+    for (const r of rs) expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
     expect(count(w.api.state.calls, '/login')).toBe(2)
   })
 

@@ -19,6 +19,8 @@ describe('deploy configuration', () => {
     [{ ADMIN_PORT: '70000' }, /^ADMIN_PORT: /],
     [{ ADMIN_TOKEN: 'a'.repeat(31) }, /^ADMIN_TOKEN: must be at least 32 characters$/],
     [{ ADMIN_TOKEN: 'a'.repeat(32), LOADER_API_TOKEN: 'a'.repeat(32) }, /^ADMIN_TOKEN: must differ from LOADER_API_TOKEN$/],
+    // Not on the callers' port (deploy.md §3): the same port was a bind failure after the callers' port opened (exit 1).
+    [{ PORT: '8443', ADMIN_PORT: '8443', ADMIN_TOKEN: 'a'.repeat(32), TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' }, /^ADMIN_PORT: must differ from PORT \(the admin surface is never on the callers' port\)$/],
     [{ DEPLOY_TRIAL_S: '0' }, /^DEPLOY_TRIAL_S: /],
     [{ ADMIN_BODY_MAX_BYTES: 'lots' }, /^ADMIN_BODY_MAX_BYTES: /],
   ])('refuses %o', (vars, message) => {

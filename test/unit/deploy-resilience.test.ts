@@ -8,9 +8,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import type { Env, RouteDef } from '../../shared/contract/function'
 import { parseConfig } from '../../runtime/config'
+import { Hono } from 'hono'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
-import { lockCacheDir } from '../../runtime/deploy/cache-lock'
+import { lockCacheDir, processIdentity } from '../../runtime/deploy/cache-lock'
 import { createDeployer } from '../../runtime/deploy/deployments'
 import { createJournal, verifyChain } from '../../runtime/deploy/journal'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
@@ -152,6 +153,24 @@ describe('state.json and memory stay in step', () => {
     expect(await until(again.id, ['rejected', 'committed'])).toBe('committed')
   })
 
+  it('a deployment shown rejected is over: the next one is taken, even while the rejection is still being journaled', async () => {
+    const { ctx, d, until } = await deployer()
+    const append = ctx.journal.append
+    let gate: (() => void) | undefined
+    ctx.journal.append = async (input) => {
+      if (input.event === 'rejected') await new Promise<void>((ok) => { gate = ok })
+      return append(input)
+    }
+    const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE, 'throw new Error("broken at import")')))
+    expect(await until(dep.id, ['rejected', 'trial'])).toBe('rejected')
+    // The operator saw "rejected" and deploys the fixed release at once.
+    const next = d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))
+    while (!gate) await sleep(5)
+    gate()
+    const second = await next
+    expect(await until(second.id, ['trial', 'rejected'])).toBe('trial')
+  })
+
   it('a failed write at commit still ends the trial, is retried, and the next deployment is taken', async () => {
     const { ctx, d, faults, until, onDisk } = await deployer()
     const dep = await d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
@@ -200,6 +219,34 @@ describe('the store after a crash or a full disk', () => {
     expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
   })
 
+  it('a state.json temporary left by a kill mid-write is removed at start, state.json kept', async () => {
+    const cache = tmp()
+    const root = join(cache, 'functions')
+    mkdirSync(root, { recursive: true })
+    writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, functions: { probe: { active: 'factory', previous: null, lastKnownGood: 'factory', highest: 4, trial: null } } }))
+    writeFileSync(join(root, 'state.json.0123abcd.tmp'), '{"v":1,"func')
+    const ctx = await createContext(envOf(cache), keys, emptyFactory())
+    expect(readdirSync(root).sort()).toEqual(['state.json'])
+    expect(ctx.pointers.probe.highest).toBe(4)
+  })
+
+  it('a state.json that parses but is not a pointer file: the factory set runs and the store keeps the downgrade floor', async () => {
+    const cache = tmp()
+    const env = envOf(cache, { DEPLOY_TRIAL_S: '60' })
+    const first = await createContext(env, keys, emptyFactory())
+    const artifact = artifactOf('probe', 'three', PROBE)
+    const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 3, key: privateKey })
+    await first.store.commit(await first.store.stage('probe', { artifact, json, sig: Buffer.from(sig) }), v.parse(ReleaseSchema, JSON.parse(json.toString())))
+    // A hand edit: valid JSON, no highest, a trial that is not one.
+    writeFileSync(first.pointerFile.path, JSON.stringify({ v: 1, functions: { probe: { active: 3, trial: 'yes' } } }))
+    const ctx = await createContext(env, keys, emptyFactory())
+    expect(env.warnings.join('\n')).toMatch(/state\.json is unreadable \(not a pointer file: functions\.probe\.previous: /)
+    expect(ctx.pointers.probe).toMatchObject({ active: 'factory', highest: 3, trial: null })
+    const d = createDeployer(ctx)
+    d.attach({ functions: () => [], swap: async () => true })
+    await expect(d.submit(partsOf('probe', 2, artifactOf('probe', 'two', PROBE)))).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/version 2 is not above 3/) })
+  })
+
   it('a move into the store that fails leaves nothing in the staging area', async () => {
     const d = await deployer()
     d.ctx.store.commit = () => Promise.reject(new Error('EIO: i/o error'))
@@ -229,6 +276,30 @@ describe('the signed routes', () => {
     const dep3 = await d.d.submit(partsOf('zz', 3, artifactOf('zz', 'three', notPublic), declared))
     expect(await d.until(dep3.id, ['committed', 'rejected'])).toBe('rejected')
     expect(d.d.get(dep3.id)!.reason).toMatch(/routes are not the signed ones/)
+  })
+})
+
+describe('routes that overlap without being equal', () => {
+  // Hono answers a request with the first route registered that matches it: a parameter or a
+  // wildcard of one function would take requests of another's route (functions are mounted in name order).
+  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
+  it('are a collision: refused (422) with both routes named; disjoint ones are not', async () => {
+    const d = await deployer()
+    const push = async (name: string, version: number, routes: RouteDef[]) => {
+      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+      return d.until(dep.id, ['committed', 'rejected'])
+    }
+    expect(await push('mm', 1, [route('/status'), route('/items/list')])).toBe('committed')
+    await expect(d.d.submit(partsOf('aa', 1, artifactOf('aa', 'a1', [route('/:page')]), [route('/:page')])))
+      .rejects.toMatchObject({ status: 422, message: 'aa: route GET /:page overlaps GET /metrics of the runtime' })
+    await expect(d.d.submit(partsOf('aa', 1, artifactOf('aa', 'a1', [route('/:page/list')]), [route('/:page/list')])))
+      .rejects.toMatchObject({ status: 422, message: 'aa: route GET /:page/list overlaps GET /items/list of mm' })
+    await expect(d.d.submit(partsOf('zz', 1, artifactOf('zz', 'z1', [route('/items/*')]), [route('/items/*')])))
+      .rejects.toMatchObject({ status: 422, message: 'zz: route GET /items/* overlaps GET /items/list of mm' })
+    await expect(d.d.submit(partsOf('cc', 1, artifactOf('cc', 'c1', [route('/metrics')]), [route('/metrics')])))
+      .rejects.toMatchObject({ status: 422, message: 'cc: route GET /metrics is already served by the runtime' })
+    expect(await push('bb', 1, [route('/things/:id'), route('/things')])).toBe('committed')
+    expect(d.running().map((f) => f.info.name)).toEqual(['bb', 'mm'])
   })
 })
 
@@ -263,6 +334,19 @@ describe('rollback on demand', () => {
     expect(d.running().map((f) => f.info.name)).toEqual(['aa'])
   })
 
+  it('of a function the factory set does not have, back to factory, stops serving it (as a trial rollback does)', async () => {
+    const d = await deployer()
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
+    expect(d.running().map((f) => f.info.name)).toEqual(['probe'])
+    await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', previous: 1, trial: null })
+    expect(d.running()).toEqual([])
+    expect(d.onDisk().probe).toMatchObject({ active: 'factory', previous: 1 })
+    // And forward again to the release still on the device.
+    await expect(d.d.rollback('probe', 1)).resolves.toMatchObject({ active: 1, previous: 'factory' })
+    expect(d.running().map((f) => [f.info.name, f.info.version])).toEqual([['probe', 1]])
+  })
+
   it('to a given version during a trial is refused (409), and nothing changes', async () => {
     const d = await deployer({ DEPLOY_TRIAL_S: '60' })
     const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
@@ -270,6 +354,45 @@ describe('rollback on demand', () => {
     await expect(d.d.rollback('probe', 'factory')).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/is on trial/) })
     expect(d.d.get(dep.id)!.state).toBe('trial')
     await expect(d.d.rollback('probe')).resolves.toMatchObject({ active: 'factory', trial: null })
+  })
+})
+
+describe('route paths the router cannot compile', () => {
+  // Hono builds its matcher on the first request: one route whose pattern does not compile makes
+  // every request of the callers' port throw (a 500 before any function runs, so the trial sees no error).
+  const bad = [{ method: 'GET', path: '/probe/:x{[}', body: 'none' }] as RouteDef[]
+
+  it('are refused (422) before anything changes, and the app keeps answering', async () => {
+    const d = await deployer()
+    await expect(d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', bad), bad)))
+      .rejects.toMatchObject({ status: 422, message: expect.stringMatching(/^probe: route GET \/probe\/:x\{\[\} cannot be served/) })
+    expect(d.running()).toEqual([])
+    expect(d.ctx.pointers.probe).toBeUndefined()
+    expect(await d.ctx.store.list('probe')).toEqual([])
+    const dep = await d.d.submit(partsOf('probe', 1, artifactOf('probe', 'one', PROBE)))
+    expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
+    // The routes that run, on one router as the runtime's app mounts them: its matcher compiles.
+    const app = new Hono()
+    for (const f of d.running()) for (const r of f.mod.routes) app.on(r.method, r.path, () => f.mod.fetch(new Request('http://x/'), d.ctx.env, {} as never))
+    expect((await app.request('/probe')).status).toBe(200)
+  })
+
+  it('in a stored release give way at start to the next candidate', async () => {
+    const env = envOf(tmp())
+    const ctx = await createContext(env, keys, emptyFactory())
+    for (const [version, routes] of [[1, PROBE], [2, bad]] as const) {
+      const artifact = artifactOf('probe', `v${version}`, routes)
+      const { json, sig } = makeRelease({ name: 'probe', artifact, routes, version, key: privateKey })
+      const dir = join(ctx.store.root, 'probe', `${version}-${sha256Hex(artifact).slice(0, 12)}`)
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(join(dir, 'probe.mjs'), artifact)
+      writeFileSync(join(dir, 'release.json'), json)
+      writeFileSync(join(dir, 'release.sig'), sig)
+    }
+    ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
+    const loaded = await loadAtStart(ctx)
+    expect(loaded.map((f) => [f.info.name, f.info.version])).toEqual([['probe', 1]])
+    expect(env.warnings.join('\n')).toMatch(/2: probe: route GET \/probe\/:x\{\[\} cannot be served/)
   })
 })
 
@@ -331,6 +454,23 @@ describe('function names are looked up as own keys', () => {
 })
 
 describe('the CACHE_DIR lock', () => {
+  it('a live pid that is not the process that wrote the lock (another boot, a reused pid) does not hold it', () => {
+    const cache = tmp()
+    const lock = join(cache, 'loader.lock')
+    const parent = processIdentity(process.ppid)!
+    expect(parent).toMatch(/^[0-9a-f-]{36} \d+$/)
+    // Written by the loader of before a power cut, whose pid now belongs to another process.
+    writeFileSync(lock, `${process.ppid}\n00000000-0000-0000-0000-000000000000 ${parent.split(' ')[1]}\n`)
+    lockCacheDir(envOf(cache))
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`)
+    // This boot, the pid given to another process after a crash.
+    writeFileSync(lock, `${process.ppid}\n${parent.split(' ')[0]} 1\n`)
+    lockCacheDir(envOf(cache))
+    // The process that wrote it, alive: it holds it.
+    writeFileSync(lock, `${process.ppid}\n${parent}\n`)
+    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
+  })
+
   it('a live pid holds it; an empty or dead one is stale and taken over', () => {
     const cache = tmp()
     const lock = join(cache, 'loader.lock')
@@ -339,6 +479,6 @@ describe('the CACHE_DIR lock', () => {
     expect(readFileSync(lock, 'utf8')).toBe(`${process.ppid}\n`)
     writeFileSync(lock, '')
     lockCacheDir(envOf(cache))
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`)
+    expect(readFileSync(lock, 'utf8').split('\n')[0]).toBe(`${process.pid}`)
   })
 })

@@ -1,11 +1,14 @@
 // The metrics binding against the Resource API contract (MSW): every call counted by call and outcome, and /metrics itself.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { http, HttpResponse, delay } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { API } from '../mocks/resource-api'
 import { server } from '../mocks/server'
 import { contractWorld } from '../helpers/contract'
+import { fromSource, makeEnv } from '../helpers/env'
+import { startRuntime } from '../../runtime/server'
 
 const series = (text: string, name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
 
@@ -72,5 +75,42 @@ describe('metrics', () => {
     expect(series(m, 'loader_http_requests_total', 'function="load",route="/load/:filename",method="POST",status="401"')).toBe(1)
     expect(series(m, 'loader_http_requests_total', 'function="runtime",route="/load/:filename",method="other",status="405"')).toBe(1)
     expect(m).not.toMatch(/method="PATCH"/)
+  })
+
+  it('a request whose client left before the answer is still counted', async () => {
+    const { env, cacheDir } = await makeEnv({ PORT: '0' })
+    let answer: (() => void) | undefined
+    let began: () => void = () => {}
+    const started = new Promise<void>((ok) => { began = ok })
+    const slow = { name: 'slow', routes: [{ method: 'GET', path: '/slow', body: 'none' }], async fetch() {
+      began()
+      await new Promise<void>((ok) => { answer = ok })
+      return Response.json({ late: true })
+    } } as never
+    const rt = await startRuntime({ env, load: async () => fromSource([slow]) }, { current: [] })
+    // Raw sockets: MSW would intercept fetch and http.request.
+    const ask = (path: string, leave = false) => new Promise<string>((ok) => {
+      const s = connect(rt.port, '127.0.0.1')
+      let out = ''
+      s.on('data', (d) => { out += d })
+      s.on('close', () => ok(out))
+      s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`)
+      if (leave) void started.then(() => s.destroy())
+    })
+    try {
+      await ask('/slow', true)
+      const connections = () => new Promise<number>((ok) => rt.server.getConnections((_e, n) => ok(n)))
+      while (await connections() > 0) await new Promise((r) => setTimeout(r, 10))
+      answer!()
+      let m = ''
+      for (let i = 0; i < 100 && !/route="\/slow"/.test(m); i++) {
+        await new Promise((r) => setTimeout(r, 10))
+        m = await ask('/metrics')
+      }
+      expect(series(m, 'loader_http_requests_total', 'function="slow",route="/slow",method="GET",status="200"')).toBe(1)
+    } finally {
+      await rt.close()
+      rmSync(cacheDir, { recursive: true, force: true })
+    }
   })
 })
