@@ -1,19 +1,42 @@
-// Writes a small file atomically: a temporary file beside it, renamed over it, so a reader or a
-// crash never sees half a file (cache records, the `state` storage).
+// Writes a small file atomically and durably: a temporary file beside it, flushed to the disk,
+// renamed over it, then the folder flushed, so neither a reader, a crash nor a power cut ever
+// sees half a file or an empty one (cache records, the `state` storage, the release pointers).
 import { randomBytes } from 'node:crypto'
-import { rename, rm, writeFile } from 'node:fs/promises'
+import { open, rename, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 
 /** The names of writeAtomic's temporary files (`<path>.<8 hex>.tmp`), for listings that skip them. */
 export const ATOMIC_TMP = /\.[0-9a-f]{8}\.tmp$/
 
-/** Writes `data` to `path` (mode 0600) through a temporary file and a rename; the temporary is removed on failure. */
+/** Flushes the folder's entry list, so a rename survives a power cut; best effort (some file systems refuse). */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined)
+  if (!fh) return
+  try {
+    await fh.sync()
+  } catch {
+    // EINVAL on file systems without directory sync: the rename stands, only its durability is not promised.
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Writes `data` to `path` (mode 0600) through a flushed temporary file and a rename; the temporary is removed on failure. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    await writeFile(tmp, data, { mode: 0o600 })
+    const fh = await open(tmp, 'w', 0o600)
+    try {
+      await fh.writeFile(data)
+      // Without it a power cut after the rename can leave the new name with no data (delayed allocation).
+      await fh.datasync()
+    } finally {
+      await fh.close()
+    }
     await rename(tmp, path)
   } catch (e) {
     await rm(tmp, { force: true })
     throw e
   }
+  await syncDir(dirname(path))
 }
