@@ -2,7 +2,7 @@
 // a stale socket replaced) and, only with TLS and ADMIN_TOKEN, on ADMIN_PORT. Never on the callers'
 // port; the callers' token does not open it. Errors are problem+json.
 import { createAdaptorServer } from '@hono/node-server'
-import { chmod, lstat, rm } from 'node:fs/promises'
+import { lstat, rm } from 'node:fs/promises'
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, type Server as NetServer } from 'node:net'
 import type { TlsListener } from '../tls'
@@ -18,6 +18,7 @@ import type { LoadedFunction } from '../registry'
 import type { DeployContext } from './context'
 import type { Deployer } from './deployments'
 import { functionsView } from './functions-view'
+import { listenPrivately } from './private-socket'
 import { verifyChain } from './journal'
 import { Refused } from './release'
 import { readParts } from './multipart'
@@ -105,13 +106,7 @@ export async function listenAdmin(ctx: DeployContext, app: Hono, tokenApp?: Hono
     server.listen(...(args as []), () => { server.off('error', fail); ok() })
   })
   const unix = createAdaptorServer({ fetch: app.fetch }) as unknown as NetServer
-  const mask = process.umask(0o177)
-  try {
-    await listen(unix, socket)
-  } finally {
-    process.umask(mask)
-  }
-  await chmod(socket, 0o600)
+  await listenPrivately(unix, socket)
   servers.push(unix)
   let port: number | undefined
   if (cfg.ADMIN_PORT !== undefined && tokenApp) {
