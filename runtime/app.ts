@@ -17,6 +17,7 @@ import { requestIds } from './middleware/request-id'
 import { rateLimit, type createRateLimiter } from './middleware/rate-limit'
 import { transferSlots, type TransferSlots } from './middleware/transfer-slots'
 import { stalledResponse } from './middleware/stalled-response'
+import { bodyStall } from './middleware/body-stall'
 import type { LoadedFunction } from './registry'
 
 type Vars = { requestId: string }
@@ -47,11 +48,11 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
   app.use(accessLog(env.log))
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }))
 
-  // Per route, only the concerns it declares, in this order: caller token, rate limit, body limit, transfer slot (and its stall bound).
+  // Per route, only the concerns it declares, in this order: caller token, rate limit, body stall bound and limit, transfer slot (and its stall bound).
   const concerns = (route: RouteDef): MiddlewareHandler[] => [
     ...(env.config.LOADER_API_TOKEN && !route.public ? [callerToken(env.config.LOADER_API_TOKEN)] : []),
     ...(route.rateLimited ? [rateLimit(deps.limiter)] : []),
-    ...((route.body ?? 'json') === 'json' ? [bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge })] : []),
+    ...((route.body ?? 'json') === 'json' ? [bodyStall(env.config.CLIENT_STALL_TIMEOUT_MS), bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge })] : []),
     ...(route.transfer ? [transferSlots(deps.transfers, env.config.MAX_CONCURRENT_TRANSFERS), stalledResponse(env.config.CLIENT_STALL_TIMEOUT_MS, env.log)] : []),
   ]
 

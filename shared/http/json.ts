@@ -13,6 +13,7 @@ export function json(body: unknown, status = 200, headers: Record<string, string
 /** The problems a JSON body can answer (readJson), for `/openapi.json`. */
 export const JSON_BODY_PROBLEMS: Readonly<Record<number, string>> = Object.freeze({
   400: 'the body is not valid JSON',
+  408: 'the client sent no byte of the body for CLIENT_STALL_TIMEOUT_MS (body-stalled)',
   415: 'the body is not application/json',
   422: 'a field is missing or invalid (the detail names it)',
 })

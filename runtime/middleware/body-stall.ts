@@ -1,0 +1,38 @@
+// Bounds the wait for a JSON request body: a client that sends no byte for CLIENT_STALL_TIMEOUT_MS
+// is answered 408. The server sets no whole-request timeout (uploads may take long), so without
+// this a stalled body on /login, /unlock or /load held its handler (and a transfer slot) forever.
+import type { MiddlewareHandler } from 'hono'
+import { HttpError } from '../../shared/contract/http-error'
+
+/** 408 for a client that stopped sending a (small) request body. */
+const stalled = (ms: number) => new HttpError(408, `the request body stalled: the client sent no byte for ${ms} ms (CLIENT_STALL_TIMEOUT_MS)`, {
+  type: 'body-stalled', headers: { connection: 'close' },
+})
+
+/** Wraps `body` so that each wait for the client's next chunk lasts at most `ms`; then it fails with a 408 and lets go of the source. */
+export function idleBounded(body: ReadableStream<Uint8Array>, ms: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        const r = await Promise.race([reader.read(), new Promise<never>((_ok, ko) => { timer = setTimeout(() => ko(stalled(ms)), ms) })])
+        if (r.done) controller.close()
+        else controller.enqueue(r.value)
+      } catch (e) {
+        reader.cancel(e).catch(() => {})
+        controller.error(e)
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 })
+}
+
+/** The middleware: the request's body, if any, read with the idle bound of `ms`. */
+export const bodyStall = (ms: number): MiddlewareHandler => async (c, next) => {
+  const body = c.req.raw.body
+  if (body) c.req.raw = new Request(c.req.raw, { body: idleBounded(body, ms), duplex: 'half' } as RequestInit)
+  await next()
+}
