@@ -18,6 +18,9 @@ async function* readRange(job: DownloadJob, start: number, end: number): AsyncGe
   let n = 0
   try {
     for await (const c of job.partial.readRange(start, end - 1)) {
+      // Once the download failed the file is no longer its own: a later download of the part may
+      // truncate and rewrite it (same inode) with bytes no chunk hash vouches for yet.
+      if (job.failure) throw job.failure
       n += (c as Buffer).length
       yield c as Buffer
     }

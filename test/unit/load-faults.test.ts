@@ -3,13 +3,13 @@
 import { createHash } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { HttpResponse } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
 import { bigPartKey } from '../../functions/load/big-part'
 import type { CacheRecord, PartialFile } from '../../shared/contract/cache'
 import { seedChunked } from '../helpers/chunked-seed'
 import { contractWorld } from '../helpers/contract'
-import { firstPlainGet } from '../mocks/cdn'
+import { CDN, firstPlainGet } from '../mocks/cdn'
 import { server } from '../mocks/server'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -137,5 +137,62 @@ describe('the open-file limit reached', () => {
     expect(r.status).toBe(507)
     expect(r.headers.get('content-type')).toBe('application/problem+json')
     expect((await r.json()).detail).toMatch(/EMFILE/)
+  })
+})
+
+describe('a follower of a failed verified download', () => {
+  it('never sends bytes another download wrote into the partial file after the failure (a slow caller, then the object replaced on the CDN)', async () => {
+    const CB = 256 * 1024
+    const w = await contractWorld({ CDN_READ_RETRIES: '0', CDN_TIMEOUT_MS: '500' })
+    const { plain, big } = seedChunked(w, 'm.bin', 16 * 1024 * 1024, CB)
+    expect((await w.login()).status).toBe(200)
+    const obj = w.cdn.objects.get('models/m.bin.big')!
+    // The first download: one chunk, then 12 MiB at once (the caller's next read covers all of it),
+    // then the body stalls and the download fails (no retry).
+    server.use(firstPlainGet('models/m.bin.big', () => new HttpResponse(new ReadableStream({
+      start(c) {
+        c.enqueue(new Uint8Array(big.subarray(0, CB)))
+        setTimeout(() => c.enqueue(new Uint8Array(big.subarray(CB, 12 * 1024 * 1024))), 100)
+      },
+    }), { status: 200, headers: { etag: obj.etag, ...obj.meta } })))
+    const slow = await w.req('/load/m.bin')
+    expect(slow.status).toBe(200)
+    const reader = slow.body!.getReader()
+    const got: Buffer[] = [Buffer.from((await reader.read()).value!)]
+    // The slow caller reads nothing more while the download fails...
+    for (let i = 0; i < 500 && w.env.downloads.list().length; i++) await new Promise((r) => setTimeout(r, 5))
+    expect(w.env.downloads.list()).toEqual([])
+    // ... and the object is replaced by one with a chunk changed at 8 MiB, sent in small pieces: the
+    // next load resumes (412: another version), starts again from zero over the same partial file and
+    // writes the changed chunk's first pieces before its hash fails.
+    const tampered = Buffer.from(big)
+    tampered[8 * 1024 * 1024] ^= 0xff
+    obj.body = tampered
+    obj.etag = '"replaced"'
+    server.use(http.get(`${CDN}/models/m.bin.big`, ({ request }) => {
+      if (request.headers.get('range')) return undefined
+      return new HttpResponse(new ReadableStream({
+        start(c) {
+          for (let i = 0; i < tampered.length; i += 4096) c.enqueue(new Uint8Array(tampered.subarray(i, i + 4096)))
+          c.close()
+        },
+      }), { status: 200, headers: { etag: obj.etag, ...obj.meta } })
+    }))
+    const next = await w.req('/load/m.bin')
+    await next.arrayBuffer().catch(() => {})
+    for (let i = 0; i < 500 && w.env.downloads.list().length; i++) await new Promise((r) => setTimeout(r, 5))
+    // The slow caller reads on: a prefix of the plaintext, then a cut; never another byte.
+    try {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        got.push(Buffer.from(value))
+      }
+    } catch { /* the cut */ }
+    const body = Buffer.concat(got)
+    expect(body.length).toBeLessThan(plain.length)
+    let diff = -1
+    for (let i = 0; i < body.length; i++) if (body[i] !== plain[i]) { diff = i; break }
+    expect(diff).toBe(-1)
   })
 })

@@ -25,8 +25,9 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
   // without their record (stopped between the rename and the record, or mid-eviction): never usable.
   for (const folder of await list(join(cacheDir, 'cache'))) {
     const names = await list(join(cacheDir, 'cache', folder))
+    const present = new Set(names)
     for (const name of names) {
-      const orphan = name.endsWith('.big') && !names.includes(`${name}.json`)
+      const orphan = name.endsWith('.big') && !present.has(`${name}.json`)
       if (!orphan && !ATOMIC_TMP.test(name) && !/\.big\.[0-9a-f]+\.tmp$/.test(name)) continue
       // (A directory someone made there is left alone: never a reason not to start.)
       if (!await rm(join(cacheDir, 'cache', folder, name), { force: true }).then(() => true, () => false)) continue
