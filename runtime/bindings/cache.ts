@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises'
 import type { BigPartCache, CacheRecord, HeldPart, TempFile } from '../../shared/contract/cache'
 import type { Logger } from '../../shared/contract/logger'
 import type { Metrics } from '../../shared/contract/metrics'
-import { writeAtomic } from './write-atomic'
+import { syncFile, writeAtomic } from './write-atomic'
 import { count, createEviction } from './cache/eviction'
 import { ensureDir, READ_CHUNK, readJsonFile } from './cache/files'
 import { heldPart } from './cache/holds'
@@ -37,6 +37,9 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {
+    // Its data on the disk before its name: after a power cut a part under its final name is whole
+    // (a warm load checks only the padding, so a torn part could decrypt to wrong bytes).
+    await syncFile(staged)
     await ev.serial(async () => {
       await rm(recordOf(folder, filename), { force: true })
       await rename(staged, pathOf(folder, filename))

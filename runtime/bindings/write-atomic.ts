@@ -21,6 +21,16 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Flushes the data of the file at `path` to the disk (before it is renamed into place). */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try {
+    await fh.datasync()
+  } finally {
+    await fh.close()
+  }
+}
+
 /** Writes `data` to `path` (mode 0600) through a flushed temporary file and a rename; the temporary is removed on failure. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
