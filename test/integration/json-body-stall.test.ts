@@ -37,3 +37,25 @@ describe('a JSON body that stalls', () => {
     expect([401, 422]).toContain(next.status)
   })
 })
+
+describe('a JSON body that trickles', () => {
+  it('a byte at a time, never idle for CLIENT_STALL_TIMEOUT_MS but slower than twice it in all: 408, body let go, slot freed', async () => {
+    const w = await makeApp([loadFn], { CLIENT_STALL_TIMEOUT_MS: '1000', MAX_CONCURRENT_TRANSFERS: '1', RESOURCE_API_URL: 'http://127.0.0.1:9' })
+    let cancelled = false
+    let timer: NodeJS.Timeout | undefined
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) { timer = setInterval(() => c.enqueue(new TextEncoder().encode(' ')), 300) },
+      cancel() { cancelled = true; clearInterval(timer) },
+    })
+    try {
+      const r = await w.app.request('/load/x.bin', { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit)
+      expect(r.status).toBe(408)
+      expect(await r.json()).toMatchObject({ type: expect.stringMatching(/body-stalled/), detail: expect.stringMatching(/took longer than 2000 ms/) })
+      expect(cancelled).toBe(true)
+      const next = await w.app.request('/load/x.bin', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      expect(next.status).not.toBe(503)
+    } finally {
+      clearInterval(timer)
+    }
+  })
+})
