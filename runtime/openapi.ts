@@ -83,12 +83,22 @@ function operation({ route, fn }: ServedRoute, callerToken: boolean): Json {
   }
 }
 
+/** `operation`, or the undocumented form when the function's doc cannot be read (a deployed release's doc is its own): never a 500 for the whole document. */
+function safeOperation(r: ServedRoute, callerToken: boolean): Json {
+  try {
+    return operation(r, callerToken)
+  } catch (e) {
+    const undocumented = operation({ ...r, route: { ...r.route, doc: undefined } }, callerToken)
+    return { ...undocumented, description: `The route's own documentation could not be read (${(e as Error).message}).` }
+  }
+}
+
 /** The OpenAPI 3.1 document of `routes`. */
 export function openApiDocument(routes: ServedRoute[], opts: { version: string; callerToken: boolean }): Json {
   const paths: Record<string, Json> = {}
   for (const r of routes) {
     const path = r.route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
-    paths[path] = { ...paths[path], [r.route.method.toLowerCase()]: operation(r, opts.callerToken) }
+    paths[path] = { ...paths[path], [r.route.method.toLowerCase()]: safeOperation(r, opts.callerToken) }
   }
   return {
     openapi: '3.1.0',

@@ -66,6 +66,18 @@ describe('openapi.json', () => {
     expect(doc.paths['/extra/{id}'].post).toBeDefined()
   })
 
+  it('a function whose route doc cannot be read (a deployed release\'s own) is listed undocumented, the rest as before', async () => {
+    const bad = defineFunction({ name: 'odd', routes: [{ method: 'GET', path: '/odd', body: 'none',
+      doc: { summary: 'odd', answers: null, problems: {} } as never }], async fetch() { return json({}) } })
+    const { app } = await makeApp([health, bad])
+    const r = await app.request('/openapi.json')
+    expect(r.status).toBe(200)
+    const doc = await r.json()
+    expect(doc.paths['/odd'].get).toMatchObject({ summary: 'GET /odd', description: expect.stringMatching(/documentation could not be read/) })
+    expect(doc.paths['/health'].get.summary).not.toBe('GET /health')
+    expect((await new Validator().validate(doc)).valid).toBe(true)
+  })
+
   it('in-process answers of the routes that need no upstream match it', async () => {
     const { app } = await makeApp(ALL, { LOADER_API_TOKEN: TOKEN, RESOURCE_API_URL: 'http://resource-api.test' })
     const api = answerChecker(await (await app.request('/openapi.json', { headers: AUTH })).json())
