@@ -148,11 +148,13 @@ describe('a follower of a failed verified download', () => {
     expect((await w.login()).status).toBe(200)
     const obj = w.cdn.objects.get('models/m.bin.big')!
     // The first download: one chunk, then 12 MiB at once (the caller's next read covers all of it),
-    // then the body stalls and the download fails (no retry).
+    // then the body is cut and the download fails (no retry). (A cut, not a stall: MSW's socket
+    // leaves unhandled rejections behind when a stalled mock body is destroyed by a timeout.)
     server.use(firstPlainGet('models/m.bin.big', () => new HttpResponse(new ReadableStream({
       start(c) {
         c.enqueue(new Uint8Array(big.subarray(0, CB)))
         setTimeout(() => c.enqueue(new Uint8Array(big.subarray(CB, 12 * 1024 * 1024))), 100)
+        setTimeout(() => c.error(new Error('cut')), 400)
       },
     }), { status: 200, headers: { etag: obj.etag, ...obj.meta } })))
     const slow = await w.req('/load/m.bin')
