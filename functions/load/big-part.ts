@@ -1,9 +1,9 @@
 // Gets the big part into the cache (crypto.md §5 step 2, §5b): resumable, verified, single flight.
 import { chunkedKey } from './chunked-download'
 import type { DownloadJob } from './download-job'
-import { createHash, type Hash } from 'node:crypto'
-import type { Readable, Writable } from 'node:stream'
-import { finished } from 'node:stream/promises'
+import { decrypts, hashPartial } from './partial-checks'
+import { receive } from './receive'
+import { createHash } from 'node:crypto'
 import type { CacheRecord, HeldPart, PartialFile } from '../../shared/contract/cache'
 import { bigPartUrl, cdnRequest, cdnStatusProblem } from '../../shared/upstream/cdn'
 import type { Env } from '../../shared/contract/function'
@@ -12,9 +12,6 @@ import type { CdnSettings } from '../../shared/upstream/session'
 import { upstreamProblem } from '../../shared/upstream/errors'
 import type { Manifest } from '../../shared/crypto/manifest'
 import { createGcPacer } from '../../shared/crypto/gc-pacer'
-import { isBlobError } from '../../shared/crypto/errors'
-import { resourceAesKey } from '../../shared/crypto/keys'
-import { plainLengthFromTail } from '../../shared/crypto/last-block'
 import { downloadStorageCode, isLocalFsError, localStorageErrorCode, localStorageProblem, markLocal, onLocalFile } from '../../shared/http/local-storage-error'
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
@@ -100,60 +97,6 @@ export async function ensureBigPart(env: Env, cdn: CdnSettings, folder: string, 
   const mine = shared.retain()
   setImmediate(() => shared.release())
   return mine
-}
-
-/**
- * Writes the CDN body `res` into the partial file `out`, `onChunk` seeing each chunk first. When the
- * SOURCE fails (a cut or stalled body) the file is still ended gracefully, every byte received
- * flushed to disk, before this rejects with the source's error: the next attempt resumes from them
- * (re-hashing the file). A failing file (a disk error) rejects with its own error.
- */
-export async function receive(res: Readable, out: Writable, onChunk: (c: Buffer) => void): Promise<void> {
-  let fileError: unknown
-  out.on('error', (e) => { fileError ??= e })
-  let sourceError: unknown
-  try {
-    for await (const c of res) {
-      if (fileError) break
-      onChunk(c as Buffer)
-      if (!out.write(c)) {
-        await new Promise<void>((resolve) => {
-          const go = () => { out.off('drain', go); out.off('close', go); resolve() }
-          out.on('drain', go)
-          out.on('close', go)
-        })
-      }
-    }
-  } catch (e) {
-    sourceError = e
-  }
-  if (fileError) {
-    res.destroy()
-    throw markLocal(fileError)
-  }
-  out.end()
-  await finished(out)
-  if (sourceError) throw sourceError
-}
-
-/** The last-block check of small || big (crypto.md §5 step 3) on the downloaded part; true without the small part's tail. */
-async function decrypts(env: Env, partial: PartialFile, small: SmallPart, bigBytes: number): Promise<boolean> {
-  if (!small.tail) return true
-  const chunks: Buffer[] = []
-  const want = Math.min(32, bigBytes)
-  if (want > 0) for await (const c of partial.readRange(bigBytes - want, bigBytes - 1)) chunks.push(c as Buffer)
-  const tail = Buffer.concat([small.tail, ...chunks]).subarray(-32)
-  try {
-    plainLengthFromTail(resourceAesKey(env), tail.length === 32 ? tail : Buffer.alloc(32), small.bytes + bigBytes)
-    return true
-  } catch (e) {
-    if (isBlobError(e)) return false
-    throw e
-  }
-}
-
-async function hashPartial(partial: PartialFile, hash: Hash): Promise<void> {
-  for await (const c of partial.read()) hash.update(c as Buffer)
 }
 
 /** Downloads (or resumes) the big part into its partial file, verifies it and commits it. */

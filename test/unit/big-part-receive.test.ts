@@ -2,7 +2,7 @@
 // it delivered on disk (the next attempt resumes from them); a failing file is its own error.
 import { Readable, Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { receive } from '../../functions/load/big-part'
+import { receive } from '../../functions/load/receive'
 
 /** A file stand-in that takes its time per write, so that chunks wait in its buffer. */
 function slowFile(store: Buffer[], fail?: Error): Writable {
