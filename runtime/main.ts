@@ -57,7 +57,7 @@ try {
   // One loader per CACHE_DIR, taken before anything there is cleaned, read or written: a second
   // loader stops here, before the start-up clean-up could remove the first one's files in progress.
   const lockWarnings: string[] = []
-  lockCacheDir({ config, log, warnings: lockWarnings })
+  await lockCacheDir({ config, log, warnings: lockWarnings })
   const env = await createEnv(config, log, () => holder.current.map((f) => f.info))
   env.warnings.push(...lockWarnings)
   // The factory set (dir) and the release store; start-up never fails because of a function.

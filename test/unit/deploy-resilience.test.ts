@@ -11,7 +11,6 @@ import { parseConfig } from '../../runtime/config'
 import { Hono } from 'hono'
 import { createContext, type DeployContext } from '../../runtime/deploy/context'
 import { createAdminApp } from '../../runtime/deploy/admin'
-import { lockCacheDir, processIdentity } from '../../runtime/deploy/cache-lock'
 import { createDeployer } from '../../runtime/deploy/deployments'
 import { createJournal, verifyChain } from '../../runtime/deploy/journal'
 import { prepareRelease, SELF_TEST_MS } from '../../runtime/deploy/prepare'
@@ -450,35 +449,5 @@ describe('function names are looked up as own keys', () => {
     expect(await d.until(dep.id, ['trial', 'rejected'])).toBe('trial')
     expect(d.onDisk().constructor).toMatchObject({ active: 1, previous: 'factory', highest: 1 })
     await expect(d.d.rollback('constructor')).resolves.toMatchObject({ active: 'factory', trial: null })
-  })
-})
-
-describe('the CACHE_DIR lock', () => {
-  it('a live pid that is not the process that wrote the lock (another boot, a reused pid) does not hold it', () => {
-    const cache = tmp()
-    const lock = join(cache, 'loader.lock')
-    const parent = processIdentity(process.ppid)!
-    expect(parent).toMatch(/^[0-9a-f-]{36} \d+$/)
-    // Written by the loader of before a power cut, whose pid now belongs to another process.
-    writeFileSync(lock, `${process.ppid}\n00000000-0000-0000-0000-000000000000 ${parent.split(' ')[1]}\n`)
-    lockCacheDir(envOf(cache))
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`)
-    // This boot, the pid given to another process after a crash.
-    writeFileSync(lock, `${process.ppid}\n${parent.split(' ')[0]} 1\n`)
-    lockCacheDir(envOf(cache))
-    // The process that wrote it, alive: it holds it.
-    writeFileSync(lock, `${process.ppid}\n${parent}\n`)
-    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
-  })
-
-  it('a live pid holds it; an empty or dead one is stale and taken over', () => {
-    const cache = tmp()
-    const lock = join(cache, 'loader.lock')
-    writeFileSync(lock, `${process.ppid}\n`)
-    expect(() => lockCacheDir(envOf(cache))).toThrow(`is in use by another loader (pid ${process.ppid}`)
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.ppid}\n`)
-    writeFileSync(lock, '')
-    lockCacheDir(envOf(cache))
-    expect(readFileSync(lock, 'utf8').split('\n')[0]).toBe(`${process.pid}`)
   })
 })
