@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 const calls: string[] = []
+let flushFails: string | null = null
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>()
   const wrap = (fh: import('node:fs/promises').FileHandle, what: string) => new Proxy(fh, {
@@ -14,6 +15,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
       if (typeof value !== 'function') return value
       return (...args: unknown[]) => {
         calls.push(`${String(key)} ${what}`)
+        if (key === 'datasync' && flushFails) return Promise.reject(Object.assign(new Error(`${flushFails}: fdatasync`), { code: flushFails }))
         return value.apply(target, args)
       }
     },
@@ -24,11 +26,11 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     rename: async (a: string, b: string) => { calls.push('rename'); return fs.rename(a, b) },
   }
 })
-const { writeAtomic } = await import('../../runtime/bindings/write-atomic')
+const { syncFile, writeAtomic } = await import('../../runtime/bindings/write-atomic')
 
 const dirs: string[] = []
 const dir = () => { const d = mkdtempSync(join(tmpdir(), 'atomic-')); dirs.push(d); return d }
-afterEach(() => { calls.length = 0; for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }) })
+afterEach(() => { calls.length = 0; flushFails = null; for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }) })
 
 describe('writeAtomic', () => {
   it('writes, flushes the data, renames, then flushes the folder', async () => {
@@ -53,5 +55,21 @@ describe('writeAtomic', () => {
     await expect(writeAtomic(d, 'new')).rejects.toThrow()
     expect(readdirSync(join(d, '..')).filter((n) => n.startsWith(d.split('/').pop()!) && n.endsWith('.tmp'))).toEqual([])
     expect(readFileSync(join(d, 'x'), 'utf8')).toBe('old')
+  })
+  it('a file system without a flush (EINVAL, ENOTSUP, ENOSYS) still gets the write; a failing disk (EIO, ENOSPC) fails it', async () => {
+    const d = dir()
+    for (const code of ['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']) {
+      flushFails = code
+      await writeAtomic(join(d, 'x'), code)
+      expect(readFileSync(join(d, 'x'), 'utf8')).toBe(code)
+      await syncFile(join(d, 'x'))
+    }
+    for (const code of ['EIO', 'ENOSPC']) {
+      flushFails = code
+      await expect(writeAtomic(join(d, 'x'), code)).rejects.toMatchObject({ code })
+      await expect(syncFile(join(d, 'x'))).rejects.toMatchObject({ code })
+      expect(readFileSync(join(d, 'x'), 'utf8')).toBe('ENOSYS')
+      expect(readdirSync(d)).toEqual(['x'])
+    }
   })
 })
