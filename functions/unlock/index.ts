@@ -43,7 +43,8 @@ export default defineFunction({
       started(s)
       return runUnlock(env, email, password, s)
     })
-    ctx.waitUntil(job)
+    // A first write that fails is answered below (507); only anything else is background work that failed.
+    ctx.waitUntil(job.catch((e) => { if (!isLocalFsError(e)) throw e }))
     try {
       return json(publicView(await Promise.race([first, job])), 202)
     } catch (e) {
