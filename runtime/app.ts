@@ -1,6 +1,6 @@
 // Builds the Hono app that routes requests to the loaded functions, with the cross-cutting
 // concerns as middleware, one per file under runtime/middleware/.
-import { Hono, type MiddlewareHandler } from 'hono'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { secureHeaders } from 'hono/secure-headers'
 import type { Ctx, Env, RouteDef } from '../shared/contract/function'
@@ -48,12 +48,18 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
   app.use(accessLog(env.log))
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }))
 
+  // A body cut mid-way went out under a success status: for a trial it is the error it was (502).
+  const cutObserved = (c: Context) => {
+    const fn = c.get('loadedFunction' as never) as LoadedFunction | undefined
+    if (fn) deps.observe?.(fn, 502)
+  }
+
   // Per route, only the concerns it declares, in this order: caller token, rate limit, body stall bound and limit, transfer slot (and its stall bound).
   const concerns = (route: RouteDef): MiddlewareHandler[] => [
     ...(env.config.LOADER_API_TOKEN && !route.public ? [callerToken(env.config.LOADER_API_TOKEN)] : []),
     ...(route.rateLimited ? [rateLimit(deps.limiter)] : []),
     ...((route.body ?? 'json') === 'json' ? [bodyStall(env.config.CLIENT_STALL_TIMEOUT_MS), bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge })] : []),
-    ...(route.transfer ? [transferSlots(deps.transfers, env.config.MAX_CONCURRENT_TRANSFERS), stalledResponse(env.config.CLIENT_STALL_TIMEOUT_MS, env.log)] : []),
+    ...(route.transfer ? [transferSlots(deps.transfers, env.config.MAX_CONCURRENT_TRANSFERS), stalledResponse(env.config.CLIENT_STALL_TIMEOUT_MS, env.log, cutObserved)] : []),
   ]
 
   for (const route of routes) {
@@ -66,6 +72,7 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
         waitUntil: (p) => { p.catch((e) => env.log.error({ err: errorSummary(e) }, 'background work failed')) },
       }
       if (!deps.observe) return route.fn.mod.fetch(c.req.raw, env, ctx)
+      c.set('loadedFunction' as never, route.fn as never)
       try {
         const res = await route.fn.mod.fetch(c.req.raw, env, ctx)
         deps.observe(route.fn, res.status)

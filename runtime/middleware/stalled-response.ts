@@ -2,7 +2,7 @@
 // stalled client must not hold a transfer slot and an open cache file forever. A client that has
 // left (the connection closed, even before the answer was ready) cancels the body at once. A body
 // that fails mid-way cuts the connection with one log line.
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { Logger } from '../../shared/contract/logger'
 import type { NodeBindings } from './client-address'
 
@@ -53,8 +53,11 @@ export function stallBound(body: ReadableStream<Uint8Array>, ms: number, onStall
   }, { highWaterMark: 0 })
 }
 
-/** Bounds a stalled response body: no read by the client for `ms` → the connection is closed. */
-export const stalledResponse = (ms: number, log: Logger): MiddlewareHandler => async (c, next) => {
+/**
+ * Bounds a stalled response body: no read by the client for `ms` → the connection is closed.
+ * `onCut(c)` hears of a body that failed mid-way (the answer's status said success; a trial counts it).
+ */
+export const stalledResponse = (ms: number, log: Logger, onCut?: (c: Context) => void): MiddlewareHandler => async (c, next) => {
   await next()
   const out = (c.env as NodeBindings | undefined)?.outgoing
   const body = c.res.body
@@ -73,5 +76,6 @@ export const stalledResponse = (ms: number, log: Logger): MiddlewareHandler => a
       log.warn({ requestId: c.get('requestId' as never), path: c.req.path, err: (e as Error)?.message ?? String(e) }, 'the response body failed mid-way; the connection is cut')
     }
     out.destroy()
+    onCut?.(c)
   }), c.res)
 }

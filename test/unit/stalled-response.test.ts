@@ -8,6 +8,10 @@ import { describe, expect, it, vi } from 'vitest'
 import { stalledResponse } from '../../runtime/middleware/stalled-response'
 import { createLogger } from '../../runtime/bindings/logger'
 import { Writable } from 'node:stream'
+import { createApp } from '../../runtime/app'
+import { createRateLimiter } from '../../runtime/middleware/rate-limit'
+import { defineFunction } from '../../shared/contract/function'
+import { fromSource, makeApp } from '../helpers/env'
 
 const log = createLogger('error', new Writable({ write(_c, _e, done) { done() } }))
 
@@ -19,9 +23,10 @@ function body(onCancel: () => void) {
   })
 }
 
+let cuts = 0
 function app(onCancel: () => void) {
   const a = new Hono()
-  a.use('*', stalledResponse(60_000, log))
+  a.use('*', stalledResponse(60_000, log, () => { cuts++ }))
   a.get('/x', () => new Response(body(onCancel)))
   return a
 }
@@ -44,9 +49,12 @@ describe('stalledResponse', () => {
     expect((await reader.read()).value?.length).toBe(8)
     await new Promise((r) => setTimeout(r, 10))
     expect(cancelled).toBe(false)
+    cuts = 0
     out.emit('close')
     await new Promise((r) => setTimeout(r, 10))
     expect(cancelled).toBe(true)
+    // A client that leaves is no failure of the body.
+    expect(cuts).toBe(0)
   })
 })
 
@@ -58,7 +66,8 @@ describe('a body that fails mid-way (a deliberate cut: an unverified chunk, a fu
     const lines: string[] = []
     const sink = createLogger('info', new Writable({ write(c, _e, done) { lines.push(String(c)); done() } }))
     const a = new Hono()
-    a.use('*', stalledResponse(60_000, sink))
+    let cutSeen = 0
+    a.use('*', stalledResponse(60_000, sink, () => { cutSeen++ }))
     a.get('/x', () => {
       let n = 0
       return new Response(new ReadableStream<Uint8Array>({
@@ -91,8 +100,40 @@ describe('a body that fails mid-way (a deliberate cut: an unverified chunk, a fu
       expect(printed).not.toHaveBeenCalled()
       expect(lines.filter((l) => l.includes('failed mid-way'))).toHaveLength(1)
       expect(lines.join('')).toContain('chunk 3 of the big part failed its hash')
+      // Told to the trial's observer (runtime/app.ts: a 502 for the function that answered).
+      expect(cutSeen).toBe(1)
     } finally {
       printed.mockRestore()
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+})
+
+describe('the app counts a cut body for the trial', () => {
+  it('observe() hears a 200 and then a 502 for the function whose transfer body failed mid-way', async () => {
+    const fn = defineFunction({ name: 'cutter', routes: [{ method: 'GET', path: '/cut', body: 'none', transfer: true }],
+      async fetch() {
+        let n = 0
+        return new Response(new ReadableStream<Uint8Array>({
+          pull(c) { if (n++ === 0) c.enqueue(new Uint8Array(8)); else c.error(new Error('cut')) },
+        }), { headers: { 'content-length': '100' } })
+      } })
+    const { env } = await makeApp([fn])
+    const seen: [string, number][] = []
+    const a = createApp(fromSource([fn]), { env, limiter: createRateLimiter(10), transfers: { active: 0 }, observe: (f, status) => { seen.push([f.info.name, status]) } })
+    const server = createServer(getRequestListener(a.fetch))
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const port = (server.address() as { port: number }).port
+      await new Promise<void>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/cut' }, (res) => { res.resume(); res.on('close', resolve); res.on('error', () => {}) })
+        req.on('error', () => resolve())
+        req.end()
+      })
+      for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(seen).toEqual([['cutter', 200], ['cutter', 502]])
+    } finally {
       server.closeAllConnections()
       server.close()
     }
