@@ -78,13 +78,15 @@ export async function createEnv(config: Config, log: Logger, functions: () => Fu
     }
   }, (e) => log.error({ err: String(e) }, 'hardware detection failed'))
   const state = createStorage({ driver: atomicFsDriver({ base: join(cacheDir, 'state') }) })
-  const metrics = createMetrics({ version: VERSION, cacheRoot: join(cacheDir, 'cache'), cacheMaxBytes: config.CACHE_MAX_BYTES, state, functions })
+  // The cache gauges sample what /status reports (partial downloads count against the bound too).
+  const metrics = createMetrics({ version: VERSION, cacheUsage: () => cache.usage(), cacheMaxBytes: config.CACHE_MAX_BYTES, state, functions })
+  const cache = createCache(cacheDir, config.CACHE_MAX_BYTES, log, metrics)
   return {
     config,
     version: VERSION,
     session: createStorage({ driver: memoryDriver() }),
     state,
-    cache: createCache(cacheDir, config.CACHE_MAX_BYTES, log, metrics),
+    cache,
     archives: createArchives(config.UNLOCK_ARCHIVE),
     inflight: createInflight(),
     downloads: createDownloads(),

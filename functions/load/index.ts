@@ -2,6 +2,7 @@
 // POST /prefetch/:filename — the licence check, then the big part into the cache in the background.
 import * as v from 'valibot'
 import { defineFunction, type Ctx, type Env } from '../../shared/contract/function'
+import { HttpError } from '../../shared/contract/http-error'
 import type { HeldPart } from '../../shared/contract/cache'
 import { JSON_BODY_PROBLEMS, json, readJson } from '../../shared/http/json'
 import { checkFilename, checkFolder, FilenameParam, FolderParam } from '../../shared/http/names'
@@ -23,7 +24,7 @@ const PrefetchAnswer = v.object({ folder: v.string(), filename: v.string(), stat
 
 const PROBLEMS = Object.freeze({ ...JSON_BODY_PROBLEMS, ...UPSTREAM_PROBLEMS,
   401: 'not logged in (POST /login first)', 403: 'the role may not load, or the Resource API refuses this device',
-  404: 'the Resource API has no such resource', 422: 'invalid filename, folder or body field',
+  404: 'the Resource API has no such resource', 422: 'invalid filename, folder or body field, or a body "folder" that disagrees with ?folder=',
   502: 'the parts do not belong together, fail their integrity check or do not decrypt; or an upstream failed',
   503: 'RESOURCE_API_URL is not configured, or MAX_CONCURRENT_TRANSFERS are running', 507: 'the device disk is full' })
 
@@ -31,7 +32,14 @@ const PROBLEMS = Object.freeze({ ...JSON_BODY_PROBLEMS, ...UPSTREAM_PROBLEMS,
 async function prepare(request: Request, env: Env, ctx: Ctx) {
   const filename = checkFilename(ctx.params.filename)
   const body = await readJson(request, LoadBody, true)
-  const folder = checkFolder(body.folder ?? new URL(request.url).searchParams.get('folder'))
+  // Either names the folder; both may be given when they agree (as for upload). A query folder is
+  // checked even beside a body's: a bad one is never silently ignored.
+  const query = new URL(request.url).searchParams.get('folder')
+  if (query !== null) checkFolder(query)
+  if (body.folder !== undefined && query !== null && body.folder !== query) {
+    throw new HttpError(422, `the body's "folder" (${JSON.stringify(body.folder)}) and ?folder= (${JSON.stringify(query)}) disagree`, { type: 'invalid-folder' })
+  }
+  const folder = checkFolder(body.folder ?? query)
   const { auth, cdn } = await requireSession(env, mayLoad, 'load resources')
 
   // 1. The small part: the licence check, made on every load.

@@ -1,6 +1,4 @@
 // The `metrics` binding on prom-client: counters the flows report, plus what the runtime samples at scrape time.
-import { readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Storage } from 'unstorage'
 import type { FunctionInfo } from '../../shared/contract/function'
@@ -13,8 +11,8 @@ const UNLOCK_STATES: UnlockPhase[] = ['idle', 'authenticating', 'fetching_key', 
 /** What the runtime samples when /metrics is scraped. */
 export interface MetricsSources {
   version: string
-  /** CACHE_DIR/cache: cached big parts are `<folder>/<file>.big`. */
-  cacheRoot: string
+  /** The cache's use, as /status reports it: what counts against CACHE_MAX_BYTES (cached big parts and partial downloads) and the cached parts. */
+  cacheUsage(): Promise<{ bytes: number; entries: number }>
   cacheMaxBytes: number
   state: Storage
   functions(): FunctionInfo[]
@@ -39,20 +37,6 @@ export interface RuntimeMetrics extends Metrics {
   render(): Promise<string>
 }
 
-/** Total bytes and number of the cached big parts under `root`. */
-async function cacheUsage(root: string): Promise<{ bytes: number; entries: number }> {
-  let bytes = 0
-  let entries = 0
-  for (const folder of await readdir(root).catch(() => [] as string[])) {
-    for (const name of await readdir(join(root, folder)).catch(() => [] as string[])) {
-      if (!name.endsWith('.big')) continue
-      const s = await stat(join(root, folder, name)).catch(() => null)
-      if (s) { bytes += s.size; entries++ }
-    }
-  }
-  return { bytes, entries }
-}
-
 /** Creates the metrics of one runtime (its own registry: several may live in one test process). */
 export function createMetrics(src: MetricsSources): RuntimeMetrics {
   const registry = new Registry()
@@ -71,7 +55,7 @@ export function createMetrics(src: MetricsSources): RuntimeMetrics {
   const evictions = new Counter({ name: `${PREFIX}cache_evictions_total`, help: 'Cached big parts evicted (LRU)', registers })
   const evictedBytes = new Counter({ name: `${PREFIX}cache_evicted_bytes_total`, help: 'Bytes of the cached big parts evicted', registers })
   new Gauge({ name: `${PREFIX}cache_max_bytes`, help: 'CACHE_MAX_BYTES', registers, collect() { this.set(src.cacheMaxBytes) } })
-  const cacheBytes = new Gauge({ name: `${PREFIX}cache_bytes`, help: 'Bytes of the cached big parts', registers })
+  const cacheBytes = new Gauge({ name: `${PREFIX}cache_bytes`, help: 'Bytes counted against CACHE_MAX_BYTES: cached big parts and partial downloads (/status cache.bytes)', registers })
   const cacheEntries = new Gauge({ name: `${PREFIX}cache_entries`, help: 'Number of cached big parts', registers })
 
   const downloads = new Counter({ name: `${PREFIX}cdn_downloads_total`, help: 'Big-part downloads from the CDN, by outcome', labelNames: ['outcome'], registers })
@@ -93,7 +77,7 @@ export function createMetrics(src: MetricsSources): RuntimeMetrics {
 
   /** Samples the cache, the unlock state and the functions just before a scrape. */
   async function sample(): Promise<void> {
-    const [usage, unlock] = await Promise.all([cacheUsage(src.cacheRoot), readUnlock(src.state).catch(() => null)])
+    const [usage, unlock] = await Promise.all([src.cacheUsage().catch(() => ({ bytes: 0, entries: 0 })), readUnlock(src.state).catch(() => null)])
     cacheBytes.set(usage.bytes)
     cacheEntries.set(usage.entries)
     for (const s of UNLOCK_STATES) unlockState.set({ state: s }, unlock?.state === s ? 1 : 0)

@@ -6,9 +6,9 @@ import { HttpError } from '../../shared/contract/http-error'
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
-/** True when the `Authorization` header carries exactly `Bearer <token>`. */
+/** True when the `Authorization` header carries exactly `Bearer <token>` (the scheme in any case, RFC 9110 §11.1). */
 export function callerTokenMatches(header: string | undefined | null, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? '')
+  const m = /^Bearer +(.+)$/i.exec(header ?? '')
   return timingSafeEqual(digest(m ? m[1] : ''), digest(token)) && !!m
 }
 

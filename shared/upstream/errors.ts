@@ -17,6 +17,17 @@ function isRedirect(e: unknown): boolean {
   return false
 }
 
+/** OpenSSL's verification codes (node's `err.code`) for a certificate the loader does not accept. */
+const CERT_CODE = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|ERR_TLS_CERT_ALTNAME_INVALID$|HOSTNAME_MISMATCH$|INVALID_CA$|INVALID_PURPOSE$)/
+
+/** The certificate error code in `e`'s cause chain (fetch wraps it, node:https throws it), if any. */
+function certificateCode(e: unknown): string | undefined {
+  for (let x = e as { code?: unknown; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
+    if (typeof x.code === 'string' && CERT_CODE.test(x.code)) return x.code
+  }
+  return undefined
+}
+
 /** The status of an upstream answer carried by an ofetch error, if any. */
 export const upstreamStatus = (e: unknown): number | undefined =>
   (e as { response?: { status?: number } })?.response?.status ?? (e as { status?: number })?.status
@@ -28,6 +39,10 @@ export function upstreamProblem(who: string, what: string, e: unknown): HttpErro
   const status = upstreamStatus(e)
   if (status) return new HttpError(502, `${who} answered ${status} to ${what}`, { type: 'upstream-error', extra: { upstreamStatus: status } })
   if (isRedirect(e)) return new HttpError(502, `${who} answered ${what} with a redirect, which is not followed (check its URL)`, { type: 'upstream-error', cause: e })
+  const cert = certificateCode(e)
+  if (cert) {
+    return new HttpError(502, `${who}'s TLS certificate was not accepted for ${what} (${cert}): a private CA needs NODE_EXTRA_CA_CERTS; else check its validity and name`, { type: 'upstream-certificate', cause: e })
+  }
   return new HttpError(502, `${who} could not be reached for ${what}`, { type: 'upstream-unreachable', cause: e })
 }
 

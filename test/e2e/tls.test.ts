@@ -356,17 +356,18 @@ describe('with the stack', () => {
       await s.restartLoader({ RESOURCE_API_URL: api.url })
       const refused = await login()
       expect(refused.status).toBe(502)
-      await refused.arrayBuffer()
+      // Said as such, naming the reason, not as an unreachable upstream.
+      expect((await refused.json()).detail).toMatch(/^the Resource API's TLS certificate was not accepted for the login \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\).*NODE_EXTRA_CA_CERTS/)
       // The API in clear, the CDN behind TLS: login works (cdn.yaml comes from the API), the CDN is refused.
       rmSync(join(s.loader.cacheDir, 'cache'), { recursive: true, force: true })
       await s.restartLoader({ RESOURCE_API_URL: s.originUrl })
       expect((await login()).status).toBe(200)
       const noCdn = await load('private-ca.bin')
       expect(noCdn.status).toBe(502)
-      await noCdn.arrayBuffer()
+      expect((await noCdn.json()).detail).toMatch(/^the CDN's TLS certificate was not accepted .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/)
       const noPut = await upload('private-ca-2.bin', data)
       expect(noPut.status).toBe(502)
-      await noPut.arrayBuffer()
+      expect((await noPut.json()).detail).toMatch(/^the CDN's TLS certificate was not accepted .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/)
     } finally {
       s.setCdnYaml()
       api.close()

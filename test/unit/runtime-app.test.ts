@@ -146,4 +146,14 @@ describe('runtime app', () => {
     expect(ok.status).toBe(200)
     expect((await ok.json()).callerAuth).toBe('token')
   })
+
+  it('takes the Bearer scheme in any case, as HTTP auth schemes are (RFC 9110 §11.1), and nothing but the token', async () => {
+    const { app } = await makeApp([health, status], { LOADER_API_TOKEN: TOKEN })
+    for (const h of [`bearer ${TOKEN}`, `BEARER ${TOKEN}`, `Bearer  ${TOKEN}`]) {
+      expect((await app.request('/status', { headers: { authorization: h } })).status).toBe(200)
+    }
+    for (const h of [`Basic ${TOKEN}`, `Bearer${TOKEN}`, TOKEN, `Bearer ${TOKEN} x`, `Bearer x ${TOKEN}`]) {
+      expect((await app.request('/status', { headers: { authorization: h } })).status).toBe(401)
+    }
+  })
 })
