@@ -2,15 +2,14 @@
 // a second loader started on a CACHE_DIR in use; the invariants after each.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { smallSizeOf } from '../../functions/upload/split'
-import { encryptBuffer } from '../../shared/crypto/blob'
-import { encodeManifest } from '../../shared/crypto/manifest'
 import { ROOT } from '../helpers/spawn'
-import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+import { post, startStack, type Stack } from '../helpers/stack'
+import { seedResource } from '../helpers/seed'
+import { filesUnder } from '../helpers/tmp'
 import { SALTS } from '../helpers/vectors'
 
 const USER = ['faults@example.com', 'faults-pass-1']
@@ -42,20 +41,7 @@ const status = async () => (await fetch(`${s.loader.url}/status`)).json()
 /** Stores a resource as an upload does; `chunkBytes` adds chunk hashes to the manifest (crypto.md §5c). */
 async function seed(name: string, bytes: number, chunkBytes?: number): Promise<Buffer> {
   const plain = randomBytes(bytes)
-  const blob = encryptBuffer(RESOURCE_AES, plain)
-  const k = smallSizeOf(blob.length)
-  const small = blob.subarray(0, k)
-  const big = blob.subarray(k)
-  const r = await s.s3.fetch(`${s.moto.url}/models/${name}.big`, {
-    method: 'PUT', body: new Uint8Array(big),
-    headers: { 'x-amz-content-sha256': sha(big), 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) },
-  })
-  expect(r.status).toBe(200)
-  s.origin.files.set(`models/${name}.small`, Buffer.from(small))
-  const chunks: string[] = []
-  if (chunkBytes) for (let i = 0; i < big.length; i += chunkBytes) chunks.push(sha(big.subarray(i, i + chunkBytes)))
-  s.origin.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: k,
-    sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), ...(chunkBytes ? { chunkBytes, chunks } : {}) }))
+  await seedResource(s, name, plain, { chunkBytes })
   return plain
 }
 
@@ -67,18 +53,7 @@ function cdnUnread(): number {
 }
 
 /** Every file under `dir`. */
-function files(dir: string): string[] {
-  const out: string[] = []
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out.push(p)
-    }
-  }
-  if (existsSync(dir)) walk(dir)
-  return out
-}
+const files = (dir: string) => filesUnder(dir).map((f) => f.path)
 
 async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
   const end = Date.now() + ms

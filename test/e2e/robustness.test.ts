@@ -2,16 +2,15 @@
 // larger than the cache bound, a full disk during a cold load, a CDN that stalls, a client that stalls.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { request, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encryptBuffer } from '../../shared/crypto/blob'
-import { encodeManifest } from '../../shared/crypto/manifest'
-import { smallSizeOf } from '../../functions/upload/split'
-import { post, RESOURCE_AES, startStack, type Stack } from '../helpers/stack'
+import { post, startStack, type Stack } from '../helpers/stack'
+import { seedResource } from '../helpers/seed'
+import { filesUnder } from '../helpers/tmp'
 
 const USER = ['robust@example.com', 'robust-pass-1']
 const MiB = 1024 * 1024
@@ -54,40 +53,13 @@ async function idle(): Promise<void> {
 /** Stores a resource the way an upload does (big part with x-amz-meta on the CDN, small part on the API); returns the plaintext. */
 async function seed(name: string, bytes: number): Promise<Buffer> {
   const plain = randomBytes(bytes)
-  const chunked = verified
-  const blob = encryptBuffer(RESOURCE_AES, plain)
-  const k = smallSizeOf(blob.length)
-  const small = blob.subarray(0, k)
-  const big = blob.subarray(k)
-  const r = await s.s3.fetch(`${s.moto.url}/models/${name}.big`, {
-    method: 'PUT', body: new Uint8Array(big),
-    headers: { 'x-amz-content-sha256': sha(big), 'x-amz-meta-sha256': sha(big), 'x-amz-meta-small-sha256': sha(small) },
-  })
-  expect(r.status).toBe(200)
-  s.origin.files.set(`models/${name}.small`, Buffer.from(small))
-  if (chunked) {
-    // A manifest with chunk hashes (crypto.md §5c): cold loads take the verified streaming path.
-    const chunks: string[] = []
-    for (let i = 0; i < big.length; i += chunkBytes) chunks.push(sha(big.subarray(i, i + chunkBytes)))
-    s.origin.files.set(`models/${name}.manifest`, encodeManifest({ v: 1, bytes: plain.length, blobBytes: blob.length, smallBytes: k,
-      sha256Big: sha(big), sha256Small: sha(small), sha256Plain: sha(plain), chunkBytes, chunks }))
-  } else s.origin.files.delete(`models/${name}.manifest`)
+  // With chunk hashes (crypto.md §5c) cold loads take the verified streaming path.
+  await seedResource(s, name, plain, verified ? { chunkBytes } : { manifest: false })
   return plain
 }
 
 /** Every file under `dir` with its size. */
-function files(dir: string): { path: string; bytes: number }[] {
-  const out: { path: string; bytes: number }[] = []
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out.push({ path: p, bytes: statSync(p).size })
-    }
-  }
-  if (existsSync(dir)) walk(dir)
-  return out
-}
+const files = filesUnder
 /** Bytes of big parts and partial downloads in a CACHE_DIR. */
 const cacheBytes = (dir: string) => files(dir).filter((f) => f.path.endsWith('.big') || f.path.endsWith('.big.part')).reduce((t, f) => t + f.bytes, 0)
 

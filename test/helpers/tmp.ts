@@ -1,5 +1,5 @@
 // Temporary directories of the tests and the bench: made under the OS temp dir, removed when done.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,4 +27,12 @@ export async function removeTempDirs(): Promise<void> {
 export function removeTempDirsSync(): void {
   for (const d of made) rmSync(d, { recursive: true, force: true })
   made.clear()
+}
+
+/** Every file under `dir` (none when it is missing), with its size. */
+export function filesUnder(dir: string): { path: string; bytes: number }[] {
+  if (!existsSync(dir)) return []
+  return (readdirSync(dir, { recursive: true }) as string[]).map((n) => join(dir, n))
+    .filter((p) => statSync(p, { throwIfNoEntry: false })?.isFile())
+    .map((path) => ({ path, bytes: statSync(path).size }))
 }

@@ -2,13 +2,14 @@
 // space back and leaves nothing under the final name. Mounting needs root (skipped with the reason otherwise).
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createCache, prepareCacheDir } from '../../runtime/bindings/cache'
+import { filesUnder } from '../helpers/tmp'
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 const work = mkdtempSync(join(tmpdir(), 'loader-test-cache-full-'))
@@ -23,18 +24,7 @@ afterAll(() => {
 })
 
 /** Every file under `dir`. */
-function files(dir: string): string[] {
-  const out: string[] = []
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out.push(p)
-    }
-  }
-  if (existsSync(dir)) walk(dir)
-  return out
-}
+const files = (dir: string) => filesUnder(dir).map((f) => f.path)
 
 /** Fills the file system of `dir` to the last byte with `filler`. */
 function fill(filler: string): void {
