@@ -25,8 +25,8 @@ export function idleBounded(body: ReadableStream<Uint8Array>, ms: number, totalM
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let timer: NodeJS.Timeout | undefined
-      deadline ??= Date.now() + totalMs
-      const left = deadline - Date.now()
+      deadline ??= performance.now() + totalMs
+      const left = deadline - performance.now()
       const wait = Math.max(0, Math.min(ms, left))
       try {
         const r = await Promise.race([reader.read(), new Promise<never>((_ok, ko) => { timer = setTimeout(() => ko(wait < ms ? tooSlow(totalMs) : stalled(ms)), wait) })])

@@ -76,6 +76,6 @@ export const stalledResponse = (ms: number, log: Logger, onCut?: (c: Context) =>
       log.warn({ requestId: c.get('requestId' as never), path: c.req.path, err: (e as Error)?.message ?? String(e) }, 'the response body failed mid-way; the connection is cut')
     }
     out.destroy()
-    onCut?.(c)
+    if (!left.signal.aborted) onCut?.(c)
   }), c.res)
 }

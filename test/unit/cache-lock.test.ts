@@ -37,7 +37,7 @@ describe('the CACHE_DIR lock', () => {
     writeFileSync(lock, `${process.ppid}\n${parent.split(' ')[0]} 1\n`)
     old(lock)
     const taken = (await lockCacheDir(envOf(cache)))!
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`)
+    expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}\n${processIdentity(process.pid)}\n[0-9a-f]{16}\n$`))
     taken.release()
     expect(existsSync(lock)).toBe(false)
     // The process that wrote it, alive: it holds it.
@@ -72,7 +72,7 @@ describe('the CACHE_DIR lock', () => {
     writeFileSync(`${lock}.sock`, '')
     const taken = (await lockCacheDir(envOf(cache)))!
     closers.push(() => taken.release())
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`)
+    expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}\n${processIdentity(process.pid)}\n[0-9a-f]{16}\n$`))
   })
 
   it('release() leaves a lock another holder rewrote (same pid, another container) in place', async () => {
