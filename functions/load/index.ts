@@ -2,10 +2,9 @@
 // POST /prefetch/:filename — the licence check, then the big part into the cache in the background.
 import * as v from 'valibot'
 import { defineFunction, type Ctx, type Env } from '../../shared/contract/function'
-import { HttpError } from '../../shared/contract/http-error'
 import type { HeldPart } from '../../shared/contract/cache'
 import { JSON_BODY_PROBLEMS, json, readJson } from '../../shared/http/json'
-import { checkFilename, checkFolder, FilenameParam, FolderParam } from '../../shared/http/names'
+import { checkFilename, FilenameParam, FolderParam, requestFolder } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayLoad } from '../../shared/upstream/roles'
 import { fingerprint, resourceAesKey } from '../../shared/crypto/keys'
@@ -32,14 +31,8 @@ const PROBLEMS = Object.freeze({ ...JSON_BODY_PROBLEMS, ...UPSTREAM_PROBLEMS,
 async function prepare(request: Request, env: Env, ctx: Ctx) {
   const filename = checkFilename(ctx.params.filename)
   const body = await readJson(request, LoadBody, true)
-  // Either names the folder; both may be given when they agree (as for upload). A query folder is
-  // checked even beside a body's: a bad one is never silently ignored.
-  const query = new URL(request.url).searchParams.get('folder')
-  if (query !== null) checkFolder(query)
-  if (body.folder !== undefined && query !== null && body.folder !== query) {
-    throw new HttpError(422, `the body's "folder" (${JSON.stringify(body.folder)}) and ?folder= (${JSON.stringify(query)}) disagree`, { type: 'invalid-folder' })
-  }
-  const folder = checkFolder(body.folder ?? query)
+  // Either names the folder; both may be given when they agree (as for upload).
+  const folder = requestFolder(body.folder, new URL(request.url).searchParams.get('folder'), "body's")
   const { auth, cdn } = await requireSession(env, mayLoad, 'load resources')
 
   // 1. The small part: the licence check, made on every load.

@@ -4,7 +4,7 @@ import * as v from 'valibot'
 import { defineFunction } from '../../shared/contract/function'
 import { HttpError } from '../../shared/contract/http-error'
 import { json } from '../../shared/http/json'
-import { checkFilename, checkFolder, FilenameParam, FolderParam } from '../../shared/http/names'
+import { checkFilename, checkFolder, FilenameParam, FolderParam, requestFolder } from '../../shared/http/names'
 import { requireSession } from '../../shared/http/require-session'
 import { mayUpload } from '../../shared/upstream/roles'
 import { openUploadBody } from './body'
@@ -75,10 +75,7 @@ export default defineFunction({
       }
       const staged = await stage()
       const named = await body.folder
-      if (named !== undefined && queryFolder !== null && named !== queryFolder) {
-        throw new HttpError(422, `the multipart "folder" (${JSON.stringify(named)}) and ?folder= (${JSON.stringify(queryFolder)}) disagree`, { type: 'invalid-folder' })
-      }
-      const folder = checkFolder(named ?? queryFolder)
+      const folder = requestFolder(named, queryFolder, 'multipart')
       return await exclusive(env, folder, filename, () => commitUpload(folder, staged))
     } finally {
       body.data.destroy()

@@ -51,24 +51,24 @@ export function checkDeployment(ctx: DeployContext, files: Map<string, ReleaseFi
  * overlaps such a route (`/:page` and `/status`: some request would match both).
  */
 export function checkRoutes(next: Map<string, readonly RouteDef[]>, running: LoadedFunction[]): void {
-  const owner = new Map<string, string>(OWN_ROUTES.map((r) => [routeKey(r), 'the runtime']))
+  type Served = { fn: string; route: Pick<RouteDef, 'method' | 'path'> }
+  const owner = new Map<string, Served>(OWN_ROUTES.map((route) => [routeKey(route), { fn: 'the runtime', route }]))
   for (const f of running) {
-    if (!next.has(f.info.name)) for (const r of f.mod.routes) owner.set(routeKey(r), f.info.name)
+    if (!next.has(f.info.name)) for (const route of f.mod.routes) owner.set(routeKey(route), { fn: f.info.name, route })
   }
   for (const [name, routes] of next) {
     checkRoutePaths(name, routes)
     for (const route of routes) {
-      const other = owner.get(routeKey(route))
+      const other = owner.get(routeKey(route))?.fn
       if (other && other !== name) throw new Refused(`${name}: route ${routeKey(route)} is already served by ${other}`)
-      owner.set(routeKey(route), name)
+      owner.set(routeKey(route), { fn: name, route })
     }
   }
   // Not equal but overlapping (a parameter or a wildcard): the router would give one function's requests to the other.
-  const all = [...owner].map(([key, fn]) => ({ fn, method: key.slice(0, key.indexOf(' ')) as RouteDef['method'], path: key.slice(key.indexOf(' ') + 1) }))
   for (const [name, routes] of next) {
     for (const route of routes) {
-      const other = all.find((o) => o.fn !== name && routesOverlap(route, o))
-      if (other) throw new Refused(`${name}: route ${routeKey(route)} overlaps ${other.method} ${other.path} of ${other.fn}`)
+      const other = [...owner.values()].find((o) => o.fn !== name && routesOverlap(route, o.route))
+      if (other) throw new Refused(`${name}: route ${routeKey(route)} overlaps ${routeKey(other.route)} of ${other.fn}`)
     }
   }
 }

@@ -33,3 +33,15 @@ export function checkFolder(folder: string | undefined | null): string {
   }
   return f
 }
+
+/**
+ * The folder a request names in its body (`named`: a JSON or multipart field) or in ?folder=
+ * (`query`): each given one is checked, and both given must agree (422 naming `where`, e.g. "body's").
+ */
+export function requestFolder(named: string | undefined, query: string | null, where: string): string {
+  if (query !== null) checkFolder(query)
+  if (named !== undefined && query !== null && named !== query) {
+    throw new HttpError(422, `the ${where} "folder" (${JSON.stringify(named)}) and ?folder= (${JSON.stringify(query)}) disagree`, { type: 'invalid-folder' })
+  }
+  return checkFolder(named ?? query)
+}

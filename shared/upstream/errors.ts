@@ -1,19 +1,22 @@
 // Maps a failed upstream call to the problem the caller sees: 502, 504 on timeout; never a secret.
 import { HttpError } from '../contract/http-error'
 
+type Link = { name?: unknown; message?: unknown; code?: unknown; cause?: unknown }
+
+/** `e` and the errors it wraps (fetch and ofetch nest the real one in `cause`), at most four deep. */
+function* causeChain(e: unknown): Generator<Link> {
+  for (let x = e as Link | undefined, i = 0; x && i < 4; x = x.cause as Link | undefined, i++) yield x
+}
+
 /** True when `e` is a timeout of fetch/ofetch (AbortSignal.timeout). */
 export function isTimeout(e: unknown): boolean {
-  for (let x = e as { name?: string; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
-    if (x.name === 'TimeoutError') return true
-  }
+  for (const x of causeChain(e)) if (x.name === 'TimeoutError') return true
   return false
 }
 
 /** True when fetch refused to follow a redirect (`redirect: 'error'`). */
 function isRedirect(e: unknown): boolean {
-  for (let x = e as { message?: string; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
-    if (x.message === 'unexpected redirect') return true
-  }
+  for (const x of causeChain(e)) if (x.message === 'unexpected redirect') return true
   return false
 }
 
@@ -22,9 +25,7 @@ const CERT_CODE = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_C
 
 /** The certificate error code in `e`'s cause chain (fetch wraps it, node:https throws it), if any. */
 function certificateCode(e: unknown): string | undefined {
-  for (let x = e as { code?: unknown; cause?: unknown } | undefined, i = 0; x && i < 4; x = x.cause as typeof x, i++) {
-    if (typeof x.code === 'string' && CERT_CODE.test(x.code)) return x.code
-  }
+  for (const x of causeChain(e)) if (typeof x.code === 'string' && CERT_CODE.test(x.code)) return x.code
   return undefined
 }
 

@@ -333,16 +333,25 @@ describe('unlock', () => {
   })
 
   /** An engine on a unix socket that reads the whole upload, then answers with `answer`. */
-  async function oddEngine(answer: (res: import('node:http').ServerResponse) => void) {
+  /** An engine on a unix socket that answers with `handle`, keeping idle connections (as a keep-alive engine may); `connections()` counts the open ones. */
+  async function engineServer(handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) {
     const { createServer } = await import('node:http')
     const socket = join(tempDir('odd-engine-'), 'docker.sock')
-    const srv = createServer((req, res) => {
-      req.resume()
-      req.once('end', () => answer(res))
-    })
+    const srv = createServer(handle)
+    srv.keepAliveTimeout = 600_000
     await new Promise<void>((r) => srv.listen(socket, r))
-    return { socket, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()) }) }
+    return {
+      socket,
+      connections: () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n))),
+      close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()) }),
+    }
   }
+
+  /** An engine that reads the whole archive, then answers with `answer`. */
+  const oddEngine = (answer: (res: import('node:http').ServerResponse) => void) => engineServer((req, res) => {
+    req.resume()
+    req.once('end', () => answer(res))
+  })
 
   it.each([
     ['an empty 200', (res: import('node:http').ServerResponse) => res.writeHead(200).end()],
@@ -374,35 +383,26 @@ describe('unlock', () => {
   })
 
   it('an engine that refuses at once without reading the archive: error with its message, and the loader lets go of the connection', async () => {
-    const { createServer } = await import('node:http')
-    const socket = join(tempDir('early-engine-'), 'docker.sock')
-    // Answers before reading a byte of the body and keeps the connection (as a keep-alive engine may;
-    // node then reads and drops the rest of the body).
-    const srv = createServer((_req, res) => {
+    // Answers before reading a byte of the body and keeps the connection (node then reads and drops the rest of the body).
+    const engine = await engineServer((_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'no space left for images' }))
     })
-    srv.keepAliveTimeout = 600_000
-    await new Promise<void>((r) => srv.listen(socket, r))
-    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
     try {
       const dir = archives([randomBytes(32 << 20)])
-      const w = await world(`unix://${socket}`, dir)
+      const w = await world(`unix://${engine.socket}`, dir)
       await w.post()
       const s = await w.settle()
       expect(s.state).toBe('error')
       expect(s.error).toMatch(/refused 00-image\.enc: no space left for images/)
-      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(engine.connections, 0)).toBe(0)
       expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
     } finally {
-      srv.closeAllConnections()
-      await new Promise((r) => srv.close(r))
+      await engine.close()
     }
   })
 
   it('an engine that answers success before it has read the whole archive: ready, and the archive file and the connection are let go', async () => {
-    const { createServer } = await import('node:http')
-    const socket = join(tempDir('early-ok-engine-'), 'docker.sock')
-    const srv = createServer((req, res) => {
+    const engine = await engineServer((req, res) => {
       let got = 0
       req.on('data', (c: Buffer) => {
         got += c.length
@@ -411,19 +411,15 @@ describe('unlock', () => {
         }
       })
     })
-    srv.keepAliveTimeout = 600_000
-    await new Promise<void>((r) => srv.listen(socket, r))
-    const connections = () => new Promise<number>((ok) => srv.getConnections((_e, n) => ok(n)))
     try {
       const dir = archives([randomBytes(32 << 20)])
-      const w = await world(`unix://${socket}`, dir)
+      const w = await world(`unix://${engine.socket}`, dir)
       await w.post()
       expect(await w.settle()).toMatchObject({ state: 'ready', images: ['localhost/early:1'] })
-      expect(await eventually(connections, 0)).toBe(0)
+      expect(await eventually(engine.connections, 0)).toBe(0)
       expect(await eventually(() => fdsUnder(dir), [])).toEqual([])
     } finally {
-      srv.closeAllConnections()
-      await new Promise((r) => srv.close(r))
+      await engine.close()
     }
   })
 

@@ -46,11 +46,7 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
         continue
       }
       // Temporaries of writeAtomic (a partial's ETag record) a stopped process left.
-      for (const inner of await list(path)) {
-        if (!ATOMIC_TMP.test(inner)) continue
-        await rm(join(path, inner), { force: true })
-        log?.info({ path: join(path, inner) }, 'removed a temporary file a stopped process left')
-      }
+      await removeAtomicTemps(path, log)
     }
   }
   const now = Date.now()
@@ -65,7 +61,7 @@ export async function prepareCacheDir(cacheDir: string, log?: Logger): Promise<v
 
 /** Removes writeAtomic's temporaries anywhere under `dir` (the state store's keys nest as folders). */
 async function removeAtomicTemps(dir: string, log?: Logger): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const path = join(dir, e.name)
     if (e.isDirectory()) await removeAtomicTemps(path, log)
     else if (ATOMIC_TMP.test(e.name)) {
