@@ -15,6 +15,7 @@ import { upstreamProblem, UPSTREAM_PROBLEMS } from '../../shared/upstream/errors
 import { encodeManifest, manifestName } from '../../shared/crypto/manifest'
 import { isLocalFsError, localStorageProblem } from '../../shared/http/local-storage-error'
 import { exclusive } from './exclusive'
+import { phaseClock } from './phases'
 import { stageUpload, tooLarge, type StagedUpload } from './stage'
 
 /** The 201 answer (and its OpenAPI schema). */
@@ -65,7 +66,8 @@ export default defineFunction({
     }
     const temp = env.cache.temp('upload')
     let bigPart: Readable | undefined
-    const stage = () => stageUpload(env, body.data, temp, max)
+    const clock = phaseClock()
+    const stage = () => stageUpload(env, body.data, temp, max).then((staged) => (clock.mark('body'), staged))
     try {
       // A raw body names its folder up front: the upload is serialised before a byte is read.
       // A multipart body names it in a field, known once the body has been read.
@@ -114,6 +116,7 @@ export default defineFunction({
         throw cdnStatusProblem(res.statusCode ?? 0, 'big-part upload')
       }
       res.resume()
+      clock.mark('cdn')
       const etag = Array.isArray(res.headers.etag) ? res.headers.etag[0] : res.headers.etag
 
       // Then the manifest, anchoring integrity in the authenticated API (crypto.md §5b).
@@ -122,6 +125,7 @@ export default defineFunction({
 
       // The small part last: it is the commit point.
       await withAuth(env, `${folder}/${filename}.small`, (token) => putResourceFile(env, token, folder, `${filename}.small`, parts.small), auth, true)
+      clock.mark('api')
 
       // The upload is live upstream from here: a local cache failure only costs a later download.
       try {
@@ -129,7 +133,8 @@ export default defineFunction({
       } catch (e) {
         ctx.log.warn({ folder, filename, code: (e as NodeJS.ErrnoException).code }, 'upload stored upstream but not in the local cache')
       }
-      ctx.log.info({ folder, filename, bytes }, 'upload')
+      clock.mark('cache')
+      ctx.log.info({ folder, filename, bytes, ms: clock.ms }, 'upload')
       return json({ filename, folder, bytes, smallBytes: parts.small.length, bigBytes: parts.bigBytes, sha256 } satisfies v.InferOutput<typeof UploadAnswer>, 201)
     }
   },

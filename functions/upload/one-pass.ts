@@ -17,6 +17,7 @@ import type { CdnSettings, SessionAuth } from '../../shared/upstream/session'
 import { localStorageProblem } from '../../shared/http/local-storage-error'
 import { stalledBody } from './idle-body'
 import { plainMeter } from './meter'
+import { phaseClock } from './phases'
 import { SplitStream, smallSizeOf } from './split'
 
 /** What the one-pass upload needs from the request. */
@@ -42,6 +43,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
   const smallBytes = smallSizeOf(blobBytes)
   const bigBytes = blobBytes - smallBytes
 
+  const clock = phaseClock()
   const meter = plainMeter(p.length, () => badLength('longer'), { tooFew: () => badLength('shorter') })
   // The small part is the blob's first `smallBytes` bytes: the PUT's headers need its hash.
   let head: Buffer[] = []
@@ -124,6 +126,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
   try {
     try {
       await flow
+      clock.mark('body')
     } catch (e) {
       await put.catch(() => {})
       // The CDN's failure stops the flow with that very error; any other error is the body's.
@@ -133,6 +136,8 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
       throw new HttpError(400, 'the upload body ended early or could not be read', { type: 'bad-body' })
     }
     const { small: smallPart, smallSha256, etag } = await put
+    // The CDN answers once it has stored the whole body: its own work after the last byte.
+    clock.mark('cdn')
     const parts = split.result()
     if (parts.blobBytes !== blobBytes) throw new Error(`one-pass upload: ${parts.blobBytes} blob bytes, expected ${blobBytes}`)
     const sha256Plain = meter.sha256()
@@ -143,6 +148,7 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
     await withAuth(env, `${p.folder}/${manifestName(p.filename)}`, (token) => putResourceFile(env, token, p.folder, manifestName(p.filename), encodeManifest(manifest)), p.auth, true)
     // The small part last: it is the commit point.
     await withAuth(env, `${p.folder}/${p.filename}.small`, (token) => putResourceFile(env, token, p.folder, `${p.filename}.small`, smallPart), p.auth, true)
+    clock.mark('api')
 
     // The upload is live upstream from here: a local cache failure only costs a later download.
     try {
@@ -150,7 +156,8 @@ export async function uploadOnePass(env: Env, ctx: Ctx, p: OnePass): Promise<Res
     } catch (e) {
       ctx.log.warn({ folder: p.folder, filename: p.filename, code: (e as NodeJS.ErrnoException).code }, 'upload stored upstream but not in the local cache')
     }
-    ctx.log.info({ folder: p.folder, filename: p.filename, bytes, onePass: true }, 'upload')
+    clock.mark('cache')
+    ctx.log.info({ folder: p.folder, filename: p.filename, bytes, onePass: true, ms: clock.ms }, 'upload')
     return json({ filename: p.filename, folder: p.folder, bytes, smallBytes, bigBytes, sha256: sha256Plain }, 201)
   } finally {
     p.data.destroy()

@@ -76,6 +76,11 @@ describe('upload and load round trips', () => {
     expect(meta).toMatchObject({ status: 200, length: String(n - smallSizeOf(n)), smallSha256: expect.stringMatching(/^[0-9a-f]{64}$/) })
     // (An empty stream body is sent with Content-Length: 0, so 0 bytes always take the one pass.)
     if (size !== 0) expect(meta.sha256 === null).toBe(path === 'one-pass')
+    // Its log line says where the time went, phase by phase.
+    const logged = s.loader.output().split('\n').filter((l) => l.includes('"msg":"upload"') && l.includes(`"filename":"${name}"`)).map((l) => JSON.parse(l))
+    expect(logged).toHaveLength(1)
+    expect(Object.keys(logged[0].ms)).toEqual(['body', 'cdn', 'api', 'cache'])
+    for (const ms of Object.values(logged[0].ms)) expect(ms).toEqual(expect.any(Number))
     const r = await load(name)
     expect(r.status).toBe(200)
     expect(r.headers.get('content-length')).toBe(String(size))
