@@ -45,7 +45,7 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
       const up = await alternate(runs, uploadOurs, uploadRef)
       rows.push(row('upload', 'raw /upload, first after start', size, [upFirst], undefined, { peakRssMiB: upRss }))
       rows.push(row('upload', 'raw /upload (one pass: encrypt, split, PUT to S3 and cache)', size, up.ours, { name: 'curl --aws-sigv4 -T (same size, same S3)', ms: up.ref },
-        { peakRssMiB: peakRss(s.loader.child.pid!), target: 'ratio ≥ 0.8, RSS ≤ 128 MiB', minRatio: 0.8 }))
+        { peakRssMiB: peakRss(s.loader.child.pid!), target: 'ratio ≥ 0.8, RSS ≤ 128 MiB', minRatio: 0.8, phases: uploadPhases(s.loader.output(), name, runs) }))
       // The reference object is emptied (the uploader may not delete), so moto does not keep its bytes.
       await curlTimed([...curlSigV4(s.moto.uploader), '-X', 'PUT', '--data-binary', '', refObject])
 
@@ -113,6 +113,17 @@ export async function benchFlows(sizes: number[], runs: number): Promise<Row[]> 
     ca.remove()
   }
   return rows
+}
+
+/** The medians of the last `runs` upload log lines of `name`: ms per phase (functions/upload/phases.ts). */
+function uploadPhases(output: string, name: string, runs: number): string | undefined {
+  const lines = output.split('\n').filter((l) => l.includes('"msg":"upload"') && l.includes(`"filename":"${name}"`)).slice(-runs)
+  const logged = lines.map((l) => (JSON.parse(l) as { ms?: Record<string, number> }).ms).filter((ms) => ms !== undefined)
+  if (!logged.length) return undefined
+  const median = (phase: string) => stats(logged.map((ms) => ms[phase] ?? 0)).median.toFixed(0)
+  return `the body streamed (received, encrypted, hashed, sent to S3 and the cache file) ${median('body')} ms, ` +
+    `then S3's answer after the last byte ${median('cdn')} ms, the Resource API ${median('api')} ms, the local cache commit ${median('cache')} ms ` +
+    `(medians of the loader's log lines over ${logged.length} runs)`
 }
 
 /** Waits until the cache holds `path` (a download's commit), at most two minutes. */

@@ -34,6 +34,8 @@ export interface Row {
   maxTtfbMs?: number
   /** Where the time goes when a target is missed: a CPU profile of the loader (bench/profile.ts). */
   profile?: string
+  /** Where an upload's time goes, phase by phase: medians of the loader's own log lines. */
+  phases?: string
 }
 
 /** Median and minimum of some timings. */

@@ -40,7 +40,7 @@ export function renderReport(rows: Row[], quick: boolean): string {
   if (!miss.length) lines.push('Every target is met.', '')
   for (const r of miss) {
     lines.push(`- **${r.area}, ${r.what}, ${size(r.bytes)}**: ratio ${r.refMs ? (r.refMs / r.ms).toFixed(2) : '—'}${r.ttfbMs !== undefined ? `, TTFB ${r.ttfbMs.toFixed(0)} ms` : ''}${r.target ? ` (target ${r.target}${missed(r) ? ', missed' : ''})` : ''}. ` +
-      (r.profile ? `Profile of one run: ${r.profile}.` : 'Profiled at the largest size only.'))
+      (r.phases ? `Phases: ${r.phases}. ` : '') + (r.profile ? `Profile of one run: ${r.profile}.` : 'Profiled at the largest size only.'))
   }
   lines.push('')
   return lines.join('\n')

@@ -34,7 +34,7 @@ try {
   await area(`crypto: our streaming decrypt and openssl enc -d -in (${mib})`, () => benchCrypto(sizes, runs))
   await area(`flows: /upload, cold and warm /load (HTTP and HTTPS) against curl and openssl (${mib})`, () => benchFlows(sizes, runs))
   await area(`unlock into a sink engine and into podman (${mib})`, () => benchUnlock(sizes, runs))
-  await area('ceilings: bare Node server → curl, and node:http client ← server, beside the references', () => benchCeilings(sizes.includes(256 * MiB) ? 256 * MiB : sizes[sizes.length - 1], runs))
+  await area('ceilings: bare Node server → curl, bare node:http client and PUT ← → moto, beside the references', () => benchCeilings(sizes.includes(256 * MiB) ? 256 * MiB : sizes[sizes.length - 1], runs))
   await area('concurrency: shared cold download, many warm loads', () => benchConcurrency(quick ? 2 * MiB : 8 * MiB, quick ? 16 : 64, 8))
   await area('field deployment: POST to serving, /status p99 across swaps', () => benchDeploy(quick ? 3 : 10))
 } catch (e) {
