@@ -13,6 +13,7 @@ import { methodNotAllowed } from './middleware/method-not-allowed'
 import { requestMetrics } from './middleware/metrics'
 import { isRuntimeMetrics } from './bindings/metrics'
 import { ownRoutes } from './own-routes'
+import { isPublic, isRateLimited } from './route-policy'
 import { requestIds } from './middleware/request-id'
 import { rateLimit, type createRateLimiter } from './middleware/rate-limit'
 import { transferSlots, type TransferSlots } from './middleware/transfer-slots'
@@ -55,9 +56,10 @@ export function createApp(functions: LoadedFunction[], deps: AppDeps): Hono<{ Bi
   }
 
   // Per route, only the concerns it declares, in this order: caller token, rate limit, body stall bound and limit, transfer slot (and its stall bound).
+  // The caller token and the rate limit of /login and /unlock are not the route's to waive (route-policy.ts).
   const concerns = (route: RouteDef): MiddlewareHandler[] => [
-    ...(env.config.LOADER_API_TOKEN && !route.public ? [callerToken(env.config.LOADER_API_TOKEN)] : []),
-    ...(route.rateLimited ? [rateLimit(deps.limiter)] : []),
+    ...(env.config.LOADER_API_TOKEN && !isPublic(route) ? [callerToken(env.config.LOADER_API_TOKEN)] : []),
+    ...(isRateLimited(route) ? [rateLimit(deps.limiter)] : []),
     ...((route.body ?? 'json') === 'json' ? [bodyStall(env.config.CLIENT_STALL_TIMEOUT_MS), bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge })] : []),
     ...(route.transfer ? [transferSlots(deps.transfers, env.config.MAX_CONCURRENT_TRANSFERS), stalledResponse(env.config.CLIENT_STALL_TIMEOUT_MS, env.log, cutObserved)] : []),
   ]

@@ -3,6 +3,7 @@ import { toJsonSchema } from '@valibot/to-json-schema'
 import * as v from 'valibot'
 import type { BodyDoc, RouteDef } from '../shared/contract/function'
 import { JSON_LIMIT } from '../shared/http/json'
+import { isPublic, isRateLimited } from './route-policy'
 
 /** The problem+json body every error answer has (RFC 9457), as the runtime's error handler writes it. */
 export const ProblemSchema = v.object({
@@ -35,9 +36,9 @@ const header = (description: string) => ({ description, schema: { type: 'string'
 /** The problems the runtime's middleware adds to a route, by what the route declares. */
 function runtimeProblems(route: RouteDef): Record<number, string> {
   const out: Record<number, string> = {}
-  if (!route.public) out[401] = 'missing or wrong caller token (when LOADER_API_TOKEN is set)'
+  if (!isPublic(route)) out[401] = 'missing or wrong caller token (when LOADER_API_TOKEN is set)'
   if ((route.body ?? 'json') === 'json') out[413] = `the body is larger than ${JSON_LIMIT} bytes`
-  if (route.rateLimited) out[429] = 'too many attempts from this address (LOGIN_RATE_PER_MINUTE); see Retry-After'
+  if (isRateLimited(route)) out[429] = 'too many attempts from this address (LOGIN_RATE_PER_MINUTE); see Retry-After'
   if (route.transfer) out[503] = 'MAX_CONCURRENT_TRANSFERS are running; see Retry-After'
   out[405] = 'the path does not answer this method; Allow lists the ones it does'
   out[500] = 'a bug: the log has the request id'
@@ -79,7 +80,7 @@ function operation({ route, fn }: ServedRoute, callerToken: boolean): Json {
     ...(parameters.length ? { parameters } : {}),
     ...(doc.body ? { requestBody: { required: doc.bodyRequired ?? false, content: content(doc.body) } } : {}),
     responses,
-    ...(route.public ? { security: [] } : callerToken ? { security: [{ callerToken: [] }] } : {}),
+    ...(isPublic(route) ? { security: [] } : callerToken ? { security: [{ callerToken: [] }] } : {}),
   }
 }
 

@@ -9,6 +9,7 @@ import type { Env } from '../shared/contract/function'
 import { createApp, errorSummary, type AppDeps } from './app'
 import { createRateLimiter } from './middleware/rate-limit'
 import type { LoadedFunction } from './registry'
+import { listenError } from './listen-error'
 import type { TlsListener } from './tls'
 
 /** Options of a running runtime. */
@@ -98,7 +99,7 @@ export async function startRuntime(opts: RuntimeOptions, holder: { current: Load
   await new Promise<void>((ok, fail) => {
     if (server.listening) return ok()
     server.once('listening', ok)
-    server.once('error', fail)
+    server.once('error', (e) => fail(listenError(e, env.config.HOST, env.config.PORT, 'PORT')))
   })
 
   let watcher: FSWatcher | undefined

@@ -6,6 +6,7 @@ import { LoginBody } from '../../shared/http/login-body'
 import { runUnlock, stillReady } from './job'
 import { idle, publicView, readUnlock, UNLOCK_JOB, UnlockStatusAnswer, writeUnlock, type UnlockStatus } from '../../shared/contract/unlock-state'
 import { isLocalFsError, localStorageProblem } from '../../shared/http/local-storage-error'
+import { resourceApiUrl } from '../../shared/upstream/resource-api'
 
 const UnlockBody = v.object({ ...LoginBody.entries, force: v.optional(v.boolean('must be true or false')) })
 
@@ -21,7 +22,7 @@ export default defineFunction({
         200: { description: 'already ready for these archives (send force: true to run again)', content: { 'application/json': UnlockStatusAnswer } },
         202: { description: 'started, or already running: the current state', content: { 'application/json': UnlockStatusAnswer } },
       },
-      problems: JSON_BODY_PROBLEMS,
+      problems: { ...JSON_BODY_PROBLEMS, 503: 'RESOURCE_API_URL is not configured', 507: 'the unlock state cannot be written (the device disk is full)' },
     } },
     { method: 'GET', path: '/unlock/status', body: 'none', doc: {
       summary: 'The unlock job state (survives restarts and redeploys)',
@@ -32,6 +33,8 @@ export default defineFunction({
   async fetch(request, env, ctx) {
     if (request.method === 'GET') return json(publicView(await readUnlock(env.state, env.inflight)))
     const { email, password, force } = await readJson(request, UnlockBody)
+    // Missing configuration is the caller's answer, not a job that fails in the background.
+    resourceApiUrl(env)
     const ready = !force && await stillReady(env)
     // From here to inflight.run nothing awaits, so two requests cannot both start a job.
     if (env.inflight.has(UNLOCK_JOB)) return json(publicView(await readUnlock(env.state)), 202)

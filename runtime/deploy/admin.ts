@@ -21,6 +21,7 @@ import { functionsView } from './functions-view'
 import { listenPrivately } from './private-socket'
 import { verifyChain } from './journal'
 import { Refused } from './release'
+import { listenError } from '../listen-error'
 import { readParts } from './multipart'
 
 const RollbackBody = v.object({ version: v.optional(v.union([v.pipe(v.number(), v.integer(), v.minValue(1)), v.literal('factory')])) })
@@ -115,7 +116,7 @@ export async function listenAdmin(ctx: DeployContext, app: Hono, tokenApp?: Hono
     const https = createAdaptorServer({ fetch: tokenApp.fetch, createServer: createHttpsServer,
       serverOptions: { ...tls.options, requestCert: false, rejectUnauthorized: false } }) as unknown as NetServer
     tls.attach(https as unknown as import('node:tls').Server)
-    await listen(https, cfg.ADMIN_PORT, cfg.HOST)
+    await listen(https, cfg.ADMIN_PORT, cfg.HOST).catch((e) => { throw listenError(e, cfg.HOST, cfg.ADMIN_PORT!, 'ADMIN_PORT') })
     servers.push(https)
     port = cfg.ADMIN_PORT
   }

@@ -112,10 +112,14 @@ export const ConfigSchema = v.pipe(
     v.check((c) => !c.TLS_CLIENT_CA_FILE || !!c.TLS_CERT_FILE, 'is required when TLS_CLIENT_CA_FILE is set (mutual TLS needs HTTPS)'),
     ['TLS_CERT_FILE'],
   ),
+  // Named after a variable that is set: JWT_SECRET with either other, else JWT_PUBLIC_KEY with JWKS_URL.
   v.forward(
-    v.check((c) => [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWKS_URL].filter(Boolean).length <= 1,
-      'set at most one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'),
+    v.check((c) => !c.JWT_SECRET || (!c.JWT_PUBLIC_KEY && !c.JWKS_URL), 'set at most one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'),
     ['JWT_SECRET'],
+  ),
+  v.forward(
+    v.check((c) => !c.JWT_PUBLIC_KEY || !c.JWKS_URL, 'set at most one of JWT_SECRET, JWT_PUBLIC_KEY and JWKS_URL'),
+    ['JWT_PUBLIC_KEY'],
   ),
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || !!c.ADMIN_TOKEN, 'ADMIN_PORT needs ADMIN_TOKEN (at least 32 characters)'), ['ADMIN_TOKEN']),
   v.forward(v.check((c) => c.ADMIN_PORT === undefined || (!!c.TLS_CERT_FILE && !!c.TLS_KEY_FILE), 'ADMIN_PORT is served over TLS only: set TLS_CERT_FILE and TLS_KEY_FILE'), ['TLS_CERT_FILE']),

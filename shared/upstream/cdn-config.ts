@@ -16,7 +16,7 @@ export const CdnYamlSchema = v.object({
   uploader_access_secret: v.optional(text),
 })
 
-/** Parses cdn.yaml; keeps the uploader keys only when `mayUpload`. Throws 502 naming the field. */
+/** Parses cdn.yaml; the uploader keys are required and kept only when `mayUpload`. Throws 502 naming the field. */
 export function parseCdnYaml(source: string, mayUpload: boolean): CdnSettings {
   let doc: unknown
   try {
@@ -32,12 +32,17 @@ export function parseCdnYaml(source: string, mayUpload: boolean): CdnSettings {
     throw new HttpError(502, `cdn.yaml: ${field} ${missing ? 'is missing' : r.issues[0].message}`, { type: 'bad-cdn-config', extra: { field } })
   }
   const c = r.output
+  // A role that may upload needs both uploader keys (the API may leave them out for the others).
+  if (mayUpload) {
+    for (const field of ['uploader_access_key', 'uploader_access_secret'] as const) {
+      if (!c[field]) throw new HttpError(502, `cdn.yaml: ${field} is missing (the role may upload)`, { type: 'bad-cdn-config', extra: { field } })
+    }
+  }
   return {
     host: c.host.replace(/\/+$/, ''),
     region: c.region,
     downloaderAccessKey: c.downloader_access_key,
     downloaderAccessSecret: c.downloader_access_secret,
-    ...(mayUpload && c.uploader_access_key && c.uploader_access_secret
-      ? { uploaderAccessKey: c.uploader_access_key, uploaderAccessSecret: c.uploader_access_secret } : {}),
+    ...(mayUpload ? { uploaderAccessKey: c.uploader_access_key, uploaderAccessSecret: c.uploader_access_secret } : {}),
   }
 }

@@ -13,12 +13,17 @@ const WHO = 'the Resource API'
 /** Largest body accepted for a small file (small parts, cdn.yaml, manifests). */
 const SMALL_LIMIT = 1 << 20
 
+/** RESOURCE_API_URL; a 503 problem when it is not configured (http.md §1: missing configuration). */
+export function resourceApiUrl(env: Env): string {
+  const url = env.config.RESOURCE_API_URL
+  if (!url) throw new HttpError(503, 'RESOURCE_API_URL is not configured on this loader', { type: 'not-configured' })
+  return url
+}
+
 /** The HTTP client for RESOURCE_API_URL; 503 when it is not configured. No automatic retry, no redirect followed. */
 export function apiClient(env: Env): $Fetch {
-  const baseURL = env.config.RESOURCE_API_URL
-  if (!baseURL) throw new HttpError(503, 'RESOURCE_API_URL is not configured on this loader', { type: 'not-configured' })
   return ofetch.create({
-    baseURL,
+    baseURL: resourceApiUrl(env),
     timeout: env.config.API_TIMEOUT_MS,
     retry: 0,
     // A redirect is not followed: a 307/308 would send the login's or a read's password to wherever it points.
@@ -41,7 +46,8 @@ function callOf(request: unknown): ApiCall {
   return 'other'
 }
 
-const RETRY_STATUS: readonly number[] = Object.freeze([408, 500, 502, 503, 504])
+/** A read answered with this status is tried again: a timeout (408) or any 5xx (a proxy's 520–524 too). */
+const retriableStatus = (status: number) => status === 408 || (status >= 500 && status <= 599)
 
 /**
  * Runs one of the two reads, retried API_READ_RETRIES times on timeouts and 5xx with a growing
@@ -56,7 +62,7 @@ async function readWithRetries<T>(env: Env, call: (signal: AbortSignal) => Promi
       return await call(AbortSignal.timeout(env.config.API_TIMEOUT_MS))
     } catch (e) {
       const status = e instanceof HttpError ? undefined : upstreamStatus(e)
-      const retriable = isTimeout(e) || (status !== undefined && RETRY_STATUS.includes(status))
+      const retriable = isTimeout(e) || (status !== undefined && retriableStatus(status))
       if (!retriable || attempt >= env.config.API_READ_RETRIES) throw e
       await new Promise((r) => setTimeout(r, Math.min(4000, 250 * 2 ** attempt)))
     }

@@ -1,6 +1,7 @@
 // The built runtime as a real process: start-up, /status, config errors, SIGTERM, redeploy of one function.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
@@ -48,6 +49,27 @@ describe('built runtime', () => {
     })
     expect(r.status).toBe(78)
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^loader: configuration error: ${name}: `))])
+  })
+
+  it.each([
+    ['HOST', { HOST: 'no-such-host.invalid', LOADER_API_TOKEN: 'caller-token-0123456789' }, /^loader: configuration error: HOST: no-such-host\.invalid does not resolve/],
+    ['HOST', { HOST: '192.0.2.1', LOADER_API_TOKEN: 'caller-token-0123456789' }, /^loader: configuration error: HOST: 192\.0\.2\.1 is not an address of this machine/],
+    ['PORT', { PORT: 'in-use' }, /^loader: configuration error: PORT: port \d+ on 127\.0\.0\.1 is in use by another process/],
+  ])('stops at start (exit 78) naming %s when it cannot listen', async (_name, vars, line) => {
+    // A port in use: taken by a server of this test first.
+    const blocker = createServer()
+    await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok))
+    const port = String((blocker.address() as AddressInfo).port)
+    try {
+      const env = { ...vars, PORT: vars.PORT === 'in-use' ? port : '0' }
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+        env: { PATH: process.env.PATH, ...SALTS, CACHE_DIR: tempDir('l-'), ...env }, encoding: 'utf8', timeout: 10_000,
+      })
+      expect(r.status).toBe(78)
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(line)])
+    } finally {
+      blocker.close()
+    }
   })
 
   it('refuses a non-loopback address without a caller token', () => {

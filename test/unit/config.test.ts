@@ -1,4 +1,5 @@
 // Configuration parsing: defaults, one clear line per bad variable, salt precedence.
+import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, parseConfig, parseKeyValueLines } from '../../runtime/config'
 import { SALTS } from '../helpers/vectors'
@@ -41,5 +42,8 @@ describe('config', () => {
 
   it('refuses more than one JWT verification setting', () => {
     expect(() => parseConfig({ ...SALTS, JWT_SECRET: 'x', JWKS_URL: 'https://idp/jwks' })).toThrow(/JWT_SECRET: set at most one/)
+    // Named after a variable that is set: without JWT_SECRET, the public key's.
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    expect(() => parseConfig({ ...SALTS, JWT_PUBLIC_KEY: pem, JWKS_URL: 'https://idp.example.com/jwks' })).toThrow(/^JWT_PUBLIC_KEY: set at most one/)
   })
 })

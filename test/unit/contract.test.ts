@@ -133,6 +133,34 @@ describe('load', () => {
     expect((await w.req('/load/m.bin')).status).toBe(504)
   })
 
+  it('times out a slow manifest call as 504 too, not as a 502', async () => {
+    const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '0' })
+    w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      if (((await request.clone().json()) as { fileName: string }).fileName.endsWith('.manifest')) await delay(1000)
+      return undefined
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(504)
+  })
+
+  it('retries a read answered with any 5xx (a proxy\'s 520 too), not only 500/502/503/504', async () => {
+    const w = await contractWorld({ API_READ_RETRIES: '1' })
+    const plain = w.seed('m.bin')
+    expect((await w.login()).status).toBe(200)
+    let failed = 0
+    server.use(http.post(`${API}/resources/get/models`, async ({ request }) => {
+      const name = ((await request.clone().json()) as { fileName: string }).fileName
+      if (name === 'm.bin.small' && failed++ === 0) return new HttpResponse('origin error', { status: 520 })
+      return undefined
+    }))
+    const r = await w.req('/load/m.bin')
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(plain)).toBe(true)
+    expect(failed).toBe(2)
+  })
+
   it('retries a read after a timeout with a new attempt each time (API_READ_RETRIES=2 is three calls)', async () => {
     const w = await contractWorld({ API_TIMEOUT_MS: '200', API_READ_RETRIES: '2' })
     const plain = w.seed('m.bin')

@@ -107,4 +107,13 @@ describe('the cdn.yaml reader', () => {
     try { parseCdnYaml('host: http://a\ndownloader_access_secret: "s3cr3t\n', true) } catch (e) { expect(String((e as Error).message)).not.toMatch(/s3cr3t/) }
     expect(() => parseCdnYaml('host: http://a\ndownloader_access_key: 12\ndownloader_access_secret: s\n', true)).toThrow(/downloader_access_key must be a string/)
   })
+
+  it('needs both uploader keys for a role that may upload, and none for the others', () => {
+    const base = 'host: https://cdn.example.com\ndownloader_access_key: DK\ndownloader_access_secret: DS\n'
+    expect(() => parseCdnYaml(base, true)).toThrow(/^cdn\.yaml: uploader_access_key is missing/)
+    expect(() => parseCdnYaml(`${base}uploader_access_key: UK\n`, true)).toThrow(/^cdn\.yaml: uploader_access_secret is missing/)
+    expect(parseCdnYaml(base, false)).toEqual({ host: 'https://cdn.example.com', region: 'us-east-1', downloaderAccessKey: 'DK', downloaderAccessSecret: 'DS' })
+    // A reader's session never holds them, even when the file has them.
+    expect(parseCdnYaml(`${base}uploader_access_key: UK\nuploader_access_secret: US\n`, false)).not.toHaveProperty('uploaderAccessKey')
+  })
 })

@@ -137,6 +137,25 @@ describe('runtime app', () => {
     expect(limiter.size).toBeLessThanOrEqual(61)
   })
 
+  it('keeps the caller token and the /login and /unlock rate limit whatever a function declares', async () => {
+    // A release that marks a route public, or leaves out the rate limit of /login, changes neither.
+    const open: LoaderFunction = {
+      name: 'open',
+      routes: [{ method: 'POST', path: '/load/:filename', public: true }, { method: 'POST', path: '/login' }],
+      async fetch() { return new Response('plaintext') },
+    }
+    const { app } = await makeApp([health, open], { LOADER_API_TOKEN: TOKEN, LOGIN_RATE_PER_MINUTE: '2' })
+    expect((await app.request('/load/x.bin', { method: 'POST' })).status).toBe(401)
+    expect((await app.request('/health')).status).toBe(200)
+    const login = () => app.request('/login', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } },
+      { incoming: { socket: { remoteAddress: '192.0.2.9' } } } as never)
+    expect([(await login()).status, (await login()).status, (await login()).status]).toEqual([200, 200, 429])
+    // …and the API description says the same.
+    const doc = await (await app.request('/openapi.json', { headers: { authorization: `Bearer ${TOKEN}` } })).json()
+    expect(Object.keys(doc.paths['/load/{filename}'].post.responses)).toContain('401')
+    expect(Object.keys(doc.paths['/login'].post.responses)).toContain('429')
+  })
+
   it('needs the caller token on every route but /health when one is set', async () => {
     const { app } = await makeApp([health, status], { LOADER_API_TOKEN: TOKEN })
     expect((await app.request('/health')).status).toBe(200)
