@@ -41,7 +41,9 @@ export type ChainReport = { intact: true; torn?: number[]; tornTail?: true } | {
 /**
  * Checks the chain; the first line whose `prev` is wrong (1-based) breaks it. A line that is not
  * whole JSON is one an append cut short (a crash, a full disk): it is skipped, listed in `torn`
- * (`tornTail` when it is the last line) and the chain goes on from the line before it.
+ * (`tornTail` when it is the last line) and the chain goes on from the line before it. A cut append
+ * never wrote its newline, so a last line that is not JSON but ends with one was edited: it breaks
+ * the chain (and the next append chains to it, so the break stays).
  */
 export function verifyChain(text: string): ChainReport {
   let prev = ZERO
@@ -50,6 +52,7 @@ export function verifyChain(text: string): ChainReport {
   for (let i = 0; i < lines.length; i++) {
     const got = prevOf(lines[i])
     if (got === undefined) {
+      if (i === lines.length - 1 && text.endsWith('\n')) return { intact: false, brokenAt: i + 1 }
       torn.push(i + 1)
       continue
     }
@@ -81,6 +84,8 @@ async function readTail(path: string): Promise<{ last: string; midLine: boolean 
       const midLine = size > 0 && !text.endsWith('\n')
       lines.pop() // '' after the last newline, or the line being cut
       if (from > 0) lines.shift() // may start mid-line
+      // A whole last line that is not JSON was edited (see verifyChain): chained to as it is.
+      if (!midLine && lines.length && prevOf(lines[lines.length - 1]) === undefined) return { last: hash(lines[lines.length - 1]), midLine }
       for (let i = lines.length - 1; i >= 0; i--) {
         if (prevOf(lines[i]) !== undefined) return { last: hash(lines[i]), midLine }
       }

@@ -6,14 +6,31 @@ import { readManifest, type LoadedFunction } from '../registry'
 import { loadFactory, loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import { bestEffort } from './best-effort'
 import type { Ref } from './pointer'
+import { routesOverlap } from './route-paths'
+import { OWN_ROUTES } from '../own-routes'
+import type { RouteDef } from '../../shared/contract/function'
 
 const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
-/** Loads every function at start; a function none of whose candidates loads is left out, with a warning. */
+/**
+ * Loads every function at start; a function none of whose candidates loads is left out, with a warning.
+ * A candidate that serves a route another function already serves does not load either (deploy.md
+ * §3): the image's own functions are placed first, so a stored release that a newer image's function
+ * collides with falls back. When the running release is not the active one, the pointers say so.
+ */
 export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]> {
   const { env } = ctx
   const manifest = await readManifest(ctx.factoryDir)
+  const fromStore = (name: string) => pointerOf(ctx, name).active !== 'factory'
   const names = [...new Set([...manifest.functions.map((f) => f.name), ...Object.keys(ctx.pointers)])].sort()
+    .sort((a, b) => Number(fromStore(a)) - Number(fromStore(b)))
+  const served: { fn: string; route: Pick<RouteDef, 'method' | 'path'> }[] = OWN_ROUTES.map((route) => ({ fn: 'the runtime', route }))
+  const collision = (name: string, routes: readonly RouteDef[]) => {
+    for (const route of routes) {
+      const other = served.find((s) => s.fn !== name && routesOverlap(route, s.route))
+      if (other) return `route ${route.method} ${route.path} collides with ${other.route.method} ${other.route.path} of ${other.fn}`
+    }
+  }
   let dirty = false
   const out: LoadedFunction[] = []
   for (const name of names) {
@@ -35,14 +52,28 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
       : ['factory']
     const failures: string[] = []
     let loaded: LoadedFunction | undefined
+    let runs: Ref | undefined
     for (const ref of candidates) {
       try {
-        loaded = await loadRef(ctx, name, ref, manifest)
+        const candidate = await loadRef(ctx, name, ref, manifest)
+        const clash = collision(name, candidate.mod.routes)
+        if (clash) throw new Error(clash)
+        loaded = candidate
+        runs = ref
         break
       } catch (e) {
         failures.push(`${ref}: ${reasonOf(e)}`)
         env.log.debug({ fn: name, ref, err: errorSummary(e) }, 'candidate did not load')
       }
+    }
+    // What runs becomes active; a release that failed is neither previous nor last known good
+    // (a rollback "to previous" must reach code that ran). Without RELEASE_KEYS nothing changes:
+    // the releases come back with the keys.
+    if (loaded && runs !== undefined && runs !== p.active && ctx.keys.length) {
+      const failed = new Set(candidates.slice(0, candidates.indexOf(runs)))
+      const next = candidates.slice(candidates.indexOf(runs) + 1)[0] ?? null
+      p = ctx.pointers[name] = { ...p, active: runs, previous: next, lastKnownGood: failed.has(p.lastKnownGood) ? runs : p.lastKnownGood, trial: null }
+      dirty = true
     }
     if (failures.length) {
       const reason = loaded
@@ -52,8 +83,12 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
       env.log.warn({ fn: name }, `fallback at start: ${reason}`)
       env.warnings.push(`fallback at start: ${reason}`)
     }
-    if (loaded) out.push(loaded)
+    if (loaded) {
+      out.push(loaded)
+      for (const route of loaded.mod.routes) served.push({ fn: name, route })
+    }
   }
+  out.sort((a, b) => a.info.name.localeCompare(b.info.name))
   if (dirty) await bestEffort(env, `writing ${ctx.pointerFile.path}`, () => savePointers(ctx))
   return out
 }

@@ -61,7 +61,8 @@ describe('built runtime', () => {
     await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok))
     const port = String((blocker.address() as AddressInfo).port)
     try {
-      const env = { ...vars, PORT: vars.PORT === 'in-use' ? port : '0' }
+      const given = vars as Record<string, string>
+      const env = { ...given, PORT: given.PORT === 'in-use' ? port : '0' }
       const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
         env: { PATH: process.env.PATH, ...SALTS, CACHE_DIR: tempDir('l-'), ...env }, encoding: 'utf8', timeout: 10_000,
       })

@@ -410,6 +410,22 @@ describe('the rollback route', () => {
 })
 
 describe('the journal', () => {
+  it('a whole last line edited so that it no longer parses breaks the chain, also after the next append', async () => {
+    const root = tmp()
+    const j = createJournal(root)
+    await j.append({ event: 'received', deployment: 'd1', function: 'load' })
+    await j.append({ event: 'rejected', deployment: 'd1', function: 'load', reason: 'signature does not verify' })
+    const lines = readFileSync(j.path, 'utf8').trimEnd().split('\n')
+    // The last event rewritten: one character dropped, so it is no JSON any more, but the line is whole.
+    lines[1] = lines[1].replace('"rejected"', '"committed').slice(0, -1)
+    writeFileSync(j.path, lines.join('\n') + '\n')
+    expect(verifyChain(await j.read())).toEqual({ intact: false, brokenAt: 2 })
+    // The next append (a new process) does not launder it by chaining past it.
+    const reopened = createJournal(root)
+    await reopened.append({ event: 'received', deployment: 'd2', function: 'load' })
+    expect(verifyChain(await reopened.read())).toMatchObject({ intact: false })
+  })
+
   it('a line cut by a crash is reported as a torn tail, and the chain goes on after it', async () => {
     const root = tmp()
     const j = createJournal(root)

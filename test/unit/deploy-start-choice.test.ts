@@ -1,0 +1,81 @@
+// What runs at start (deploy.md §2–3), beyond the order active → previous → last known good →
+// factory: the pointers follow what runs (a rollback "to previous" reaches code that ran), and a
+// candidate that would serve a route another function serves does not load.
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, expect, it } from 'vitest'
+import type { Env, RouteDef } from '../../shared/contract/function'
+import { parseConfig } from '../../runtime/config'
+import { createContext, type DeployContext } from '../../runtime/deploy/context'
+import { createDeployer } from '../../runtime/deploy/deployments'
+import { loadAtStart } from '../../runtime/deploy/startup'
+import { parseReleaseKeys, sha256Hex } from '../../runtime/deploy/verify'
+import type { LoadedFunction } from '../../runtime/registry'
+import { makeRelease } from '../../scripts/release-files'
+import { SALTS } from '../helpers/vectors'
+
+const dirs: string[] = []
+const tmp = () => { const d = mkdtempSync(join(tmpdir(), 'start-choice-')); dirs.push(d); return d }
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }) })
+const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+const keys = parseReleaseKeys(publicKey.export({ type: 'spki', format: 'pem' }) as string)
+const quiet = { debug() {}, info() {}, warn() {}, error() {} }
+const PROBE: RouteDef[] = [{ method: 'GET', path: '/probe', body: 'none' }]
+const artifactOf = (name: string, says: string) =>
+  Buffer.from(`export default { name: ${JSON.stringify(name)}, routes: ${JSON.stringify(PROBE)}, async fetch() { return new Response(${JSON.stringify(says)}) } }\n`)
+
+/** A deploy context over an empty store and a factory set of `factory` (name → artifact). */
+async function world(factory: Record<string, Buffer> = {}): Promise<{ ctx: DeployContext; env: Env }> {
+  const dir = tmp()
+  const functions = Object.entries(factory).map(([name, artifact]) => {
+    writeFileSync(join(dir, `${name}.mjs`), artifact)
+    return { name, file: `${name}.mjs`, sha256: sha256Hex(artifact), bytes: artifact.length, routes: PROBE }
+  })
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ version: '0', builtAt: new Date().toISOString(), functions }))
+  const env = ({ config: parseConfig({ ...SALTS, CACHE_DIR: tmp(), DEPLOY_TRIAL_S: '1' }), log: quiet, warnings: [] as string[] }) as unknown as Env
+  return { ctx: await createContext(env, keys, dir), env }
+}
+
+/** Stores release `version` of `name` as the store would; `corrupt` changes the artifact after signing. */
+function store(ctx: DeployContext, name: string, version: number, corrupt = false): void {
+  const artifact = artifactOf(name, `${name} v${version}`)
+  const { json, sig } = makeRelease({ name, artifact, routes: PROBE, version, key: privateKey })
+  const dir = join(ctx.store.root, name, `${version}-${sha256Hex(artifact).slice(0, 12)}`)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, `${name}.mjs`), corrupt ? Buffer.concat([artifact, Buffer.from('//x\n')]) : artifact)
+  writeFileSync(join(dir, 'release.json'), json)
+  writeFileSync(join(dir, 'release.sig'), sig)
+}
+
+it('after a fallback at start the pointers name what runs, and a rollback goes back to it, not to the broken release', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 1)
+  store(ctx, 'probe', 2, true)
+  ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 2, highest: 2, trial: null }
+  let fns: LoadedFunction[] = await loadAtStart(ctx)
+  expect(fns.map((f) => f.info.version)).toEqual([1])
+  expect(ctx.pointers.probe).toMatchObject({ active: 1, previous: 'factory', lastKnownGood: 1, highest: 2, trial: null })
+  expect(await ctx.journal.read()).toMatch(/"event":"fallback_at_start".*sha256 .* is not the signed/)
+
+  const d = createDeployer(ctx)
+  d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
+  const artifact = artifactOf('probe', 'probe v3')
+  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 3, key: privateKey })
+  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
+  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
+  expect(d.get(dep.id)!.state).toBe('committed')
+  await d.rollback('probe')
+  expect(fns.map((f) => f.info.version)).toEqual([1])
+})
+
+it('a stored release whose route a function of the image serves falls back; the image\'s function serves it', async () => {
+  const { ctx, env } = await world({ bb: artifactOf('bb', 'bb') })
+  store(ctx, 'aa', 1)
+  ctx.pointers.aa = { active: 1, previous: 'factory', lastKnownGood: 1, highest: 1, trial: null }
+  const loaded = await loadAtStart(ctx)
+  expect(loaded.map((f) => f.info.name)).toEqual(['bb'])
+  expect(env.warnings).toEqual([expect.stringMatching(/^fallback at start: aa: no artifact could be loaded \(1: route GET \/probe collides with GET \/probe of bb; factory: .*\); its routes are not served$/)])
+  expect(await ctx.journal.read()).toMatch(/"event":"fallback_at_start","at":"[^"]+","deployment":null,"function":"aa"/)
+})
