@@ -20,6 +20,7 @@ import type { Deployer } from './deployments'
 import { functionsView } from './functions-view'
 import { listenPrivately } from './private-socket'
 import { verifyChain } from './journal'
+import { bestEffort } from './best-effort'
 import { Refused } from './release'
 import { listenError } from '../listen-error'
 import { readParts } from './multipart'
@@ -47,7 +48,12 @@ export function createAdminApp(ctx: DeployContext, deployer: Deployer, running: 
   })
   app.get('/admin/functions', async (c) => c.json({ functions: await functionsView(ctx, running()) }))
   app.post('/admin/deployments', async (c) => {
-    const dep = await deployer.submit(await readParts(c.req.raw, env.config.ADMIN_BODY_MAX_BYTES))
+    // A body refused before it is a deployment (too large, not multipart, malformed) is journaled too.
+    const parts = await readParts(c.req.raw, env.config.ADMIN_BODY_MAX_BYTES).catch(async (e: unknown) => {
+      if (isHttpError(e)) await bestEffort(env, 'the journal append', () => ctx.journal.append({ event: 'rejected', reason: `${e.status}: ${e.message}` }))
+      throw e
+    })
+    const dep = await deployer.submit(parts)
     return c.json({ id: dep.id, state: dep.state }, 202, { location: `/admin/deployments/${dep.id}` })
   })
   app.get('/admin/deployments/:id', (c) => {

@@ -35,7 +35,17 @@ export async function createDevice(env: Env, factoryDir: string) {
   const ctx = await createContext(env, keys, factoryDir)
   const deployer = createDeployer(ctx)
   let started = false
-  if (!keys.length) env.log.info('RELEASE_KEYS is not set: deploys are off, the factory set runs')
+  if (!keys.length) {
+    // Deployed releases the store still names do not run without the keys: a recreated container
+    // that lost RELEASE_KEYS would otherwise revert every field fix with one info line.
+    const onDisk = await ctx.pointerFile.read().catch(() => ({}))
+    const stored = Object.entries(onDisk).filter(([, p]) => p.active !== 'factory').map(([name, p]) => `${name} ${p.active}`)
+    if (stored.length) {
+      const warning = `RELEASE_KEYS is not set: the deployed releases ${stored.join(', ')} do not run, the factory set does (set RELEASE_KEYS to run them again)`
+      env.log.warn(warning)
+      env.warnings.push(warning)
+    } else env.log.info('RELEASE_KEYS is not set: deploys are off, the factory set runs')
+  }
   return {
     /** The runtime's `load`: the start-up choice the first time, the dev reload after. */
     load(previous: LoadedFunction[]): Promise<LoadedFunction[]> {

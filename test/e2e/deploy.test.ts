@@ -114,6 +114,8 @@ describe('releases refused with a clear reason and nothing changed', () => {
       expect(await health(p)).toMatchObject({ status: 200, body: { version: 'ten' } })
       expect(await fetch(`${p.url}/probe`).then((r) => r.status)).toBe(404)
       if (status === 422) expect(journal(p).at(-1)).toMatchObject({ event: 'rejected', reason: r.body.detail, function: expect.stringMatching(/^(health|status|probe)$/) })
+      // A body refused before it was a deployment is journaled too (deploy.md §3: any failure).
+      else expect(journal(p).at(-1)).toMatchObject({ event: 'rejected', function: null, reason: `${status}: ${r.body.detail}` })
     })
   }
 
@@ -221,6 +223,15 @@ describe('activation, trial and rollback', () => {
     expect(rb.json().detail).toMatch(/sha256 .* is not the signed/)
     expect(await health(q)).toMatchObject({ body: { version: 'one' } })
     await q.stop('SIGTERM')
+    // Without RELEASE_KEYS (a recreated container that lost them) the factory set runs, and /status says
+    // which releases do not; with the keys again, the release that ran comes back.
+    const keyless = await start({ CACHE_DIR: p.cacheDir })
+    expect(await health(keyless)).toEqual(factory)
+    expect((await (await fetch(`${keyless.url}/status`)).json()).warnings.join('\n')).toMatch(/RELEASE_KEYS is not set: the deployed releases health 1 do not run/)
+    await keyless.stop('SIGTERM')
+    const keyed = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
+    expect(await health(keyed)).toMatchObject({ body: { version: 'one' } })
+    await keyed.stop('SIGTERM')
     corrupt(1)
     const r = await start({ RELEASE_KEYS: key.pubFile, CACHE_DIR: p.cacheDir })
     expect(await health(r)).toEqual(factory)
