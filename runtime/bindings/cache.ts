@@ -33,7 +33,14 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     heldPart(path, fh, record, bytes, () => {
       count(ev.held, path, -1)
       ev.evictLater()
-    }, log)
+    }, log, (held) => ev.serial(async () => {
+      // Only the file this hold opened: a commit may have put a good part under the name since.
+      const [mine, now] = await Promise.all([held.stat(), stat(path).catch(() => null)])
+      if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
+      await rm(`${path}.json`, { force: true })
+      await rm(path, { force: true })
+      log?.warn({ path }, 'cached big part removed: it does not decrypt with its small part')
+    }))
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {

@@ -31,6 +31,11 @@ export interface HeldPart {
   retain(): HeldPart
   /** Ends this hold; idempotent. */
   release(): void
+  /**
+   * The part proved unusable (it does not decrypt with the small part it was cached for): removes it
+   * and its record from the cache unless a commit replaced them meanwhile. Holds keep reading it.
+   */
+  discard(): Promise<void>
 }
 
 /**

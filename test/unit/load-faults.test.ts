@@ -1,7 +1,7 @@
 // Fault injection on the load path (contract world: MSW for the Resource API and the CDN, the
 // source functions in-process): what /status says about a download, the CDN socket after a local failure.
 import { createHash } from 'node:crypto'
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { http, HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
@@ -120,6 +120,29 @@ describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garba
     const second = await w.req('/load/old.bin')
     expect(second.status).toBe(200)
     expect(sha(Buffer.from(await second.arrayBuffer()))).toBe(sha(plain))
+  })
+})
+
+describe('a cached big part corrupted on the disk', () => {
+  it('its warm load answers 502 and drops it from the cache: the next load downloads it again', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('rot.bin')
+    expect((await w.login()).status).toBe(200)
+    expect((await w.req('/load/rot.bin')).status).toBe(200)
+    // The last block of the cached part flipped on the disk (its size and record unchanged).
+    const path = w.env.cache.pathOf('models', 'rot.bin')
+    const bytes = readFileSync(path)
+    bytes[bytes.length - 1] ^= 0xff
+    writeFileSync(path, bytes)
+    const bad = await w.req('/load/rot.bin')
+    expect(bad.status).toBe(502)
+    expect((await bad.json()).type).toMatch(/decrypt-failed/)
+    expect(await w.env.cache.record('models', 'rot.bin')).toBeNull()
+    expect(existsSync(path)).toBe(false)
+    const again = await w.req('/load/rot.bin')
+    expect(again.status).toBe(200)
+    expect(sha(Buffer.from(await again.arrayBuffer()))).toBe(sha(plain))
+    expect(existsSync(path)).toBe(true)
   })
 })
 

@@ -28,8 +28,12 @@ export function positionalStream(fh: FileHandle, start: number, onError: (e: unk
   return s
 }
 
-/** A hold over `fh` (the file at `path`); `onLastRelease` runs after the descriptor is closed by the last holder. */
-export function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number, onLastRelease: () => void, log?: Logger): HeldPart {
+/**
+ * A hold over `fh` (the file at `path`); `onLastRelease` runs after the descriptor is closed by the
+ * last holder; `discard` removes the part from the cache (see HeldPart.discard).
+ */
+export function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number, onLastRelease: () => void, log?: Logger,
+  discard: (fh: FileHandle) => Promise<void> = async () => {}): HeldPart {
   let holds = 1
   const drop = () => {
     if (--holds > 0) return
@@ -55,6 +59,7 @@ export function heldPart(path: string, fh: FileHandle, record: CacheRecord, byte
         holds++
         return view()
       },
+      discard: () => discard(fh),
       release() {
         if (released) return
         released = true
