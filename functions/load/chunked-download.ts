@@ -55,7 +55,7 @@ export function startChunkedDownload(env: Env, cdn: CdnSettings, folder: string,
  * socket read, so the 64 KiB buffers die young). A chunk is published once its last byte is on
  * disk (write callbacks run in order). Rejects on a bad chunk, a write error or a cut body.
  */
-function bodyToPartial(res: IncomingMessage, v: ChunkVerifier, job: DownloadJob, out: Writable): Promise<void> {
+function bodyToPartial(res: IncomingMessage, v: ChunkVerifier, job: DownloadJob, out: Writable, skip = 0): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (e: Error) => {
       res.off('data', onData)
@@ -63,6 +63,13 @@ function bodyToPartial(res: IncomingMessage, v: ChunkVerifier, job: DownloadJob,
       reject(e)
     }
     const onData = (buf: Buffer) => {
+      // The bytes the file already has (a whole object sent again for a resume): dropped.
+      if (skip > 0) {
+        const drop = Math.min(skip, buf.length)
+        skip -= drop
+        if (drop === buf.length) return
+        buf = buf.subarray(drop)
+      }
       let done
       try {
         done = v.push(buf)
@@ -172,7 +179,10 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       }
       const status = res.statusCode ?? 0
       const resEtag = header(res.headers.etag)
-      if (resuming && (status === 412 || status === 200 || (status === 206 && resEtag !== etag))) {
+      // A server that ignores Range answers 200 with the whole object: the same version (its ETag)
+      // resumes all the same, the bytes already on disk dropped from the body.
+      const wholeAgain = resuming && status === 200 && resEtag !== undefined && resEtag === etag
+      if (resuming && (status === 412 || (status === 200 && !wholeAgain) || (status === 206 && resEtag !== etag))) {
         // Another version of the object: never splice two. Restart only while nothing was sent.
         res.resume()
         if (job.verified > 0 || restarts++ >= 2) throw new HttpError(502, `the CDN object of the ${what} changed during the download`, { type: 'upstream-error' })
@@ -193,7 +203,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
         res.resume()
         throw await failIntegrity(new Error('the object is shorter than the manifest says'))
       }
-      if (status !== (resuming ? 206 : 200)) {
+      if (status !== (resuming && !wholeAgain ? 206 : 200)) {
         res.resume()
         throw cdnStatusProblem(status, what)
       }
@@ -223,7 +233,7 @@ async function download(env: Env, cdn: CdnSettings, job: DownloadJob, small: Sma
       const w = (out = partial.append())
       w.on('error', (e) => { writeError ??= markLocal(e) })
       try {
-        await bodyToPartial(res, v, job, w)
+        await bodyToPartial(res, v, job, w, wholeAgain ? v.received : 0)
         await settle()
         if (writeError) throw writeError
         if (v.received < total) throw new Error('the body ended early')

@@ -123,6 +123,36 @@ describe('an older upload (no manifest, no x-amz-meta) and a CDN answering garba
   })
 })
 
+describe('a CDN that ignores Range', () => {
+  it('a verified download cut after chunks were sent resumes from a 200 of the same version (bytes on disk dropped), not a cut', async () => {
+    const w = await contractWorld()
+    const { plain, big } = seedChunked(w, 'ign.bin', 300_000, 16 * 1024)
+    expect((await w.login()).status).toBe(200)
+    const obj = w.cdn.objects.get('models/ign.bin.big')!
+    server.use(firstPlainGet('models/ign.bin.big', () => new HttpResponse(new ReadableStream({
+      start(c) {
+        c.enqueue(new Uint8Array(big.subarray(0, 100_000)))
+        setTimeout(() => c.error(new Error('connection reset')), 100)
+      },
+    }), { status: 200, headers: { etag: obj.etag, ...obj.meta } })))
+    // Every resume: the whole object again, 200, the same ETag (a server or proxy that drops Range).
+    const ranges: string[] = []
+    server.use(http.get(`${CDN}/models/ign.bin.big`, ({ request }) => {
+      const range = request.headers.get('range')
+      if (!range) return undefined
+      ranges.push(range)
+      return new HttpResponse(new Uint8Array(big), { status: 200, headers: { etag: obj.etag, ...obj.meta } })
+    }))
+    const r = await w.req('/load/ign.bin')
+    expect(r.status).toBe(200)
+    expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+    expect(ranges).toHaveLength(1)
+    // Committed once the whole-part hash (after the last byte went out) matches.
+    for (let i = 0; i < 200 && !(await w.env.cache.record('models', 'ign.bin')); i++) await new Promise((ok) => setTimeout(ok, 10))
+    expect(await w.env.cache.record('models', 'ign.bin')).toMatchObject({ sha256: sha(big) })
+  })
+})
+
 describe('a cached big part corrupted on the disk', () => {
   it('its warm load answers 502 and drops it from the cache: the next load downloads it again', async () => {
     const w = await contractWorld()
