@@ -12,6 +12,7 @@ import type { Logger } from '../../shared/contract/logger'
 import type { Metrics } from '../../shared/contract/metrics'
 import { syncFile, writeAtomic } from './write-atomic'
 import { count, createEviction } from './cache/eviction'
+import { hashFile } from './hash-file'
 import { ensureDir, READ_CHUNK, readJsonFile } from './cache/files'
 import { heldPart } from './cache/holds'
 import { createPartialFile } from './cache/partial-file'
@@ -33,14 +34,19 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     heldPart(path, fh, record, bytes, () => {
       count(ev.held, path, -1)
       ev.evictLater()
-    }, log, (held) => ev.serial(async () => {
-      // Only the file this hold opened: a commit may have put a good part under the name since.
-      const [mine, now] = await Promise.all([held.stat(), stat(path).catch(() => null)])
-      if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
-      await rm(`${path}.json`, { force: true })
-      await rm(path, { force: true })
-      log?.warn({ path }, 'cached big part removed: it does not decrypt with its small part')
-    }))
+    }, log, async (held) => {
+      // Only a part whose bytes are no longer the ones recorded (the disk changed them): an intact
+      // part that does not decrypt is a key problem (a wrong salt), and stays for when it is fixed.
+      if (await hashFile(path).catch(() => record.sha256) === record.sha256) return
+      await ev.serial(async () => {
+        // Only the file this hold opened: a commit may have put a good part under the name since.
+        const [mine, now] = await Promise.all([held.stat(), stat(path).catch(() => null)])
+        if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
+        await rm(`${path}.json`, { force: true })
+        await rm(path, { force: true })
+        log?.warn({ path }, 'cached big part removed: its bytes are not the ones recorded')
+      })
+    })
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {

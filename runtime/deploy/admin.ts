@@ -122,7 +122,12 @@ export async function listenAdmin(ctx: DeployContext, app: Hono, tokenApp?: Hono
     const https = createAdaptorServer({ fetch: tokenApp.fetch, createServer: createHttpsServer,
       serverOptions: { ...tls.options, requestCert: false, rejectUnauthorized: false } }) as unknown as NetServer
     tls.attach(https as unknown as import('node:tls').Server)
-    await listen(https, cfg.ADMIN_PORT, cfg.HOST).catch((e) => { throw listenError(e, cfg.HOST, cfg.ADMIN_PORT!, 'ADMIN_PORT') })
+    await listen(https, cfg.ADMIN_PORT, cfg.HOST).catch(async (e) => {
+      // The start stops: the socket this loader just put in place goes with it.
+      unix.close()
+      await rm(socket, { force: true }).catch(() => {})
+      throw listenError(e, cfg.HOST, cfg.ADMIN_PORT!, 'ADMIN_PORT')
+    })
     servers.push(https)
     port = cfg.ADMIN_PORT
   }

@@ -82,8 +82,11 @@ async function readTail(path: string): Promise<{ last: string; midLine: boolean 
       const text = buf.toString('utf8')
       const lines = text.split('\n')
       const midLine = size > 0 && !text.endsWith('\n')
-      lines.pop() // '' after the last newline, or the line being cut
+      const cut = lines.pop()! // '' after the last newline, or the line being cut
+      const cutStartsALine = from === 0 || lines.length > 0
       if (from > 0) lines.shift() // may start mid-line
+      // A whole line that lost only its newline is a line of the chain (verifyChain counts it).
+      if (midLine && cutStartsALine && prevOf(cut) !== undefined) return { last: hash(cut), midLine }
       // A whole last line that is not JSON was edited (see verifyChain): chained to as it is.
       if (!midLine && lines.length && prevOf(lines[lines.length - 1]) === undefined) return { last: hash(lines[lines.length - 1]), midLine }
       for (let i = lines.length - 1; i >= 0; i--) {

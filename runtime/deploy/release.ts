@@ -39,6 +39,9 @@ export class Refused extends HttpError {
   }
 }
 
+/** Refused because the artifact is not the signed one: a stored release so damaged never loads again. */
+export class Damaged extends Refused {}
+
 /** The first issue of a failed parse as one line (`version: expected …`). */
 export function firstIssue(issues: v.BaseIssue<unknown>[]): string {
   const i = issues[0]

@@ -6,6 +6,7 @@ import { readManifest, type LoadedFunction } from '../registry'
 import { loadFactory, loadRef, pointerOf, savePointers, type DeployContext } from './context'
 import { bestEffort } from './best-effort'
 import type { Ref } from './pointer'
+import { Damaged } from './release'
 import { routesOverlap } from './route-paths'
 import { OWN_ROUTES } from '../own-routes'
 import type { RouteDef } from '../../shared/contract/function'
@@ -53,6 +54,7 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
     const failures: string[] = []
     let loaded: LoadedFunction | undefined
     let runs: Ref | undefined
+    const damaged = new Set<Ref>()
     for (const ref of candidates) {
       try {
         const candidate = await loadRef(ctx, name, ref, manifest)
@@ -62,15 +64,19 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
         runs = ref
         break
       } catch (e) {
+        if (e instanceof Damaged && ref !== 'factory') damaged.add(ref)
         failures.push(`${ref}: ${reasonOf(e)}`)
         env.log.debug({ fn: name, ref, err: errorSummary(e) }, 'candidate did not load')
       }
     }
-    // What runs becomes active; a release that failed is neither previous nor last known good
-    // (a rollback "to previous" must reach code that ran). Without RELEASE_KEYS nothing changes:
-    // the releases come back with the keys.
-    if (loaded && runs !== undefined && runs !== p.active && ctx.keys.length) {
-      const failed = new Set(candidates.slice(0, candidates.indexOf(runs)))
+    // When every release tried before the one that runs is damaged (its artifact is not the signed
+    // one: it can never load again), what runs becomes active and a damaged release is neither
+    // previous nor last known good (a rollback "to previous" must reach code that ran). A failure
+    // that may pass (a key set without its key, a slow import, a read error, a collision with the
+    // image) changes nothing: the release comes back when the cause goes.
+    const before = runs === undefined ? [] : candidates.slice(0, candidates.indexOf(runs))
+    if (loaded && runs !== undefined && before.length && before.every((ref) => damaged.has(ref))) {
+      const failed = new Set(before)
       const next = candidates.slice(candidates.indexOf(runs) + 1)[0] ?? null
       p = ctx.pointers[name] = { ...p, active: runs, previous: next, lastKnownGood: failed.has(p.lastKnownGood) ? runs : p.lastKnownGood, trial: null }
       dirty = true

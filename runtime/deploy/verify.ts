@@ -3,7 +3,7 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto'
 import * as v from 'valibot'
 import { CONTRACT_VERSION } from '../../shared/contract/function'
-import { firstIssue, Refused, ReleaseSchema, type Release } from './release'
+import { firstIssue, Damaged, Refused, ReleaseSchema, type Release } from './release'
 
 /** A public key of RELEASE_KEYS with its id. */
 export interface ReleaseKey { keyId: string; key: KeyObject }
@@ -54,8 +54,8 @@ export function verifyRelease(files: ReleaseFiles, keys: readonly ReleaseKey[], 
   if (name !== undefined && r.function !== name) throw new Refused(`${name}: release.json names the function ${r.function}`)
   if (r.keyId !== signer.keyId) throw new Refused(`${label}: release.json names key ${r.keyId} but was signed by ${signer.keyId}`)
   const sha = sha256Hex(files.artifact)
-  if (sha !== r.sha256) throw new Refused(`${r.function}: the artifact's sha256 ${sha} is not the signed ${r.sha256}`)
-  if (files.artifact.length !== r.bytes) throw new Refused(`${r.function}: the artifact has ${files.artifact.length} bytes, the release says ${r.bytes}`)
+  if (sha !== r.sha256) throw new Damaged(`${r.function}: the artifact's sha256 ${sha} is not the signed ${r.sha256}`)
+  if (files.artifact.length !== r.bytes) throw new Damaged(`${r.function}: the artifact has ${files.artifact.length} bytes, the release says ${r.bytes}`)
   if (!SERVED_CONTRACTS.includes(r.contract)) {
     throw new Refused(`${r.function}: contract ${r.contract} is not served by this runtime (serves ${SERVED_CONTRACTS.join(', ')})`)
   }

@@ -32,8 +32,9 @@ export interface HeldPart {
   /** Ends this hold; idempotent. */
   release(): void
   /**
-   * The part proved unusable (it does not decrypt with the small part it was cached for): removes it
-   * and its record from the cache unless a commit replaced them meanwhile. Holds keep reading it.
+   * The part did not decrypt with the small part it was cached for: when its bytes no longer hash
+   * to `record.sha256` (the disk changed them), removes it and its record from the cache unless a
+   * commit replaced them meanwhile; an intact part stays (the key is at fault). Holds keep reading it.
    */
   discard(): Promise<void>
 }

@@ -2,7 +2,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -68,6 +68,28 @@ describe('built runtime', () => {
       })
       expect(r.status).toBe(78)
       expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(line)])
+    } finally {
+      blocker.close()
+    }
+  })
+
+  it('stops at start (exit 78) naming ADMIN_PORT when it is in use, leaving neither the lock nor the admin socket', async () => {
+    const blocker = createServer()
+    await new Promise<void>((ok) => blocker.listen(0, '127.0.0.1', ok))
+    const dir = tempDir('admin-port-')
+    const cache = join(dir, 'cache')
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+      '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1'], { stdio: 'ignore' })
+    try {
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist/runtime.mjs')], {
+        env: { PATH: process.env.PATH, ...SALTS, CACHE_DIR: cache, PORT: '0', ADMIN_PORT: String((blocker.address() as AddressInfo).port), ADMIN_TOKEN: 'a'.repeat(40),
+          TLS_CERT_FILE: join(dir, 'c.pem'), TLS_KEY_FILE: join(dir, 'k.pem'), LOADER_API_TOKEN: 'caller-token-0123456789' },
+        encoding: 'utf8', timeout: 15_000,
+      })
+      expect(r.status).toBe(78)
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^loader: configuration error: ADMIN_PORT: port \d+ on 127\.0\.0\.1 is in use/)])
+      expect(existsSync(join(cache, 'loader.lock'))).toBe(false)
+      expect(existsSync(join(cache, 'admin.sock'))).toBe(false)
     } finally {
       blocker.close()
     }

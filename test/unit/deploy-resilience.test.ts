@@ -410,6 +410,18 @@ describe('the rollback route', () => {
 })
 
 describe('the journal', () => {
+  it('an append cut just before its newline stays a line of the chain: the next append chains to it', async () => {
+    const root = tmp()
+    const j = createJournal(root)
+    await j.append({ event: 'received' })
+    await j.append({ event: 'committed' })
+    writeFileSync(j.path, readFileSync(j.path, 'utf8').slice(0, -1)) // the second append lost its '\n'
+    expect(verifyChain(await j.read())).toEqual({ intact: true })
+    await createJournal(root).append({ event: 'received' }) // a new process
+    expect(verifyChain(await j.read())).toEqual({ intact: true })
+    expect((await j.read()).split('\n').filter(Boolean)).toHaveLength(3)
+  })
+
   it('a whole last line edited so that it no longer parses breaks the chain, also after the next append', async () => {
     const root = tmp()
     const j = createJournal(root)

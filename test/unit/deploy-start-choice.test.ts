@@ -79,3 +79,19 @@ it('a stored release whose route a function of the image serves falls back; the 
   expect(env.warnings).toEqual([expect.stringMatching(/^fallback at start: aa: no artifact could be loaded \(1: route GET \/probe collides with GET \/probe of bb; factory: .*\); its routes are not served$/)])
   expect(await ctx.journal.read()).toMatch(/"event":"fallback_at_start","at":"[^"]+","deployment":null,"function":"aa"/)
 })
+
+it('a release that fails for a cause outside it (a key set without its key) keeps its pointers: it runs again with the right keys', async () => {
+  const rotated = generateKeyPairSync('ed25519')
+  const { ctx, env } = await world({ probe: artifactOf('probe', 'factory') })
+  store(ctx, 'probe', 1)
+  ctx.pointers.probe = { active: 1, previous: 'factory', lastKnownGood: 1, highest: 1, trial: null }
+  await ctx.pointerFile.write(ctx.pointers)
+  expect((await loadAtStart(ctx)).map((f) => f.info.version)).toEqual([1])
+  // One start whose RELEASE_KEYS holds only a new key: the factory runs…
+  const other = await createContext(env, parseReleaseKeys(rotated.publicKey.export({ type: 'spki', format: 'pem' }) as string), ctx.factoryDir)
+  expect((await loadAtStart(other)).map((f) => f.info.version)).toEqual(['factory'])
+  expect(await other.pointerFile.read()).toMatchObject({ probe: { active: 1, previous: 'factory', lastKnownGood: 1 } })
+  // …and with the old key again, release 1 does.
+  const again = await createContext(env, keys, ctx.factoryDir)
+  expect((await loadAtStart(again)).map((f) => f.info.version)).toEqual([1])
+})

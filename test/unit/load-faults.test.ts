@@ -176,6 +176,26 @@ describe('a cached big part corrupted on the disk', () => {
   })
 })
 
+describe('a cached big part that is intact but does not decrypt (a wrong key)', () => {
+  it('answers 502 and stays cached: it is good again once the key is right', async () => {
+    const w = await contractWorld()
+    const plain = w.seed('good.bin')
+    expect((await w.login()).status).toBe(200)
+    expect((await w.req('/load/good.bin')).status).toBe(200)
+    const path = w.env.cache.pathOf('models', 'good.bin')
+    const config = w.env.config as { RESOURCE_KEY_SALT: string }
+    const right = config.RESOURCE_KEY_SALT
+    config.RESOURCE_KEY_SALT = 'a-wrong-salt-for-this-device'
+    expect((await w.req('/load/good.bin')).status).toBe(502)
+    config.RESOURCE_KEY_SALT = right
+    expect(existsSync(path)).toBe(true)
+    w.cdn.calls.length = 0
+    const r = await w.req('/load/good.bin')
+    expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(plain))
+    expect(w.cdn.calls).toEqual([])
+  })
+})
+
 describe('the open-file limit reached', () => {
   it('a load whose cache look-up cannot open a file answers 507 problem+json naming the code, not 500', async () => {
     const w = await contractWorld()

@@ -156,6 +156,14 @@ describe('runtime app', () => {
     expect(Object.keys(doc.paths['/login'].post.responses)).toContain('429')
   })
 
+  it.each(['/:p{login}', '/login/:x?'])('a login route declared as %s (it answers POST /login) is rate-limited all the same', async (path) => {
+    const login: LoaderFunction = { name: 'login', routes: [{ method: 'POST', path }], async fetch() { return new Response('ok') } }
+    const { app } = await makeApp([health, login], { LOGIN_RATE_PER_MINUTE: '2' })
+    const once = () => app.request('/login', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } },
+      { incoming: { socket: { remoteAddress: '192.0.2.9' } } } as never)
+    expect([(await once()).status, (await once()).status, (await once()).status]).toEqual([200, 200, 429])
+  })
+
   it('needs the caller token on every route but /health when one is set', async () => {
     const { app } = await makeApp([health, status], { LOADER_API_TOKEN: TOKEN })
     expect((await app.request('/health')).status).toBe(200)
