@@ -27,9 +27,12 @@ export async function openResource(env: Env, held: HeldPart, folder: string, fil
     const tail = Buffer.concat([small.subarray(Math.max(0, small.length - (32 - bigTail.length))), bigTail]).subarray(-32)
     bytes = plainLengthFromTail(key, tail.length === 32 ? tail : Buffer.alloc(32), n)
   } catch (e) {
-    // A part that does not decrypt with the small part it was cached for is of no use to any load:
-    // out of the cache, so the next load downloads it again instead of failing the same way.
-    if (isBlobError(e)) await held.discard().catch(() => {})
+    // A part that does not decrypt with the small part it was cached for: checked in the background
+    // (a hold kept meanwhile) and dropped if the disk changed it, so the next load downloads it again.
+    if (isBlobError(e)) {
+      const checking = held.retain()
+      void checking.discard().catch(() => {}).finally(() => checking.release())
+    }
     held.release()
     if (isBlobError(e)) throw new HttpError(502, `${folder}/${filename} does not decrypt: ${e.message} (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
     // The cached file cannot be read: storage the loader cannot use, not a bug.

@@ -34,19 +34,42 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     heldPart(path, fh, record, bytes, () => {
       count(ev.held, path, -1)
       ev.evictLater()
-    }, log, async (held) => {
-      // Only a part whose bytes are no longer the ones recorded (the disk changed them): an intact
-      // part that does not decrypt is a key problem (a wrong salt), and stays for when it is fixed.
-      if (await hashFile(path).catch(() => record.sha256) === record.sha256) return
+    }, log, (held) => discard(path, held, record))
+
+  /** Paths being checked by a discard (one hash per part, however many loads fail on it). */
+  const discarding = new Map<string, Promise<void>>()
+  /** Parts a discard found intact (path → the file's identity then): not hashed again. */
+  const intact = new Map<string, string>()
+
+  /**
+   * HeldPart.discard: only a part whose bytes are no longer the ones recorded (the disk changed
+   * them) goes; an intact part that does not decrypt is a key problem (a wrong salt), and stays.
+   */
+  function discard(path: string, held: FileHandle, record: CacheRecord): Promise<void> {
+    const running = discarding.get(path)
+    if (running) return running
+    const job = (async () => {
+      const mine = await held.stat()
+      const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
+      if (intact.get(path) === identity) return
+      // On a worker thread; a file that cannot be read is kept (the next load says why).
+      if (await hashFile(path).catch(() => record.sha256) === record.sha256) {
+        if (intact.size >= 1000) intact.clear()
+        intact.set(path, identity)
+        return
+      }
       await ev.serial(async () => {
         // Only the file this hold opened: a commit may have put a good part under the name since.
-        const [mine, now] = await Promise.all([held.stat(), stat(path).catch(() => null)])
+        const now = await stat(path).catch(() => null)
         if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
         await rm(`${path}.json`, { force: true })
         await rm(path, { force: true })
         log?.warn({ path }, 'cached big part removed: its bytes are not the ones recorded')
       })
-    })
+    })().finally(() => discarding.delete(path))
+    discarding.set(path, job)
+    return job
+  }
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {

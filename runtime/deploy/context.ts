@@ -6,7 +6,7 @@ import { importArtifact, readManifest, type LoadedFunction, type Manifest } from
 import { createJournal, type Journal } from './journal'
 import { bestEffort } from './best-effort'
 import { createPointerFile, factoryPointer, type Pointer, type PointerFile, type Pointers, type Ref } from './pointer'
-import { Refused, sameRoutes } from './release'
+import { Damaged, Refused, sameRoutes } from './release'
 import { checkRoutePaths } from './route-paths'
 import { artifactFile, createStore, type Store } from './store'
 import { sha256Hex, verifyRelease, type ReleaseKey } from './verify'
@@ -42,7 +42,7 @@ export async function createContext(env: Env, keys: ReleaseKey[], factoryDir: st
       await bestEffort(env, 'the journal append', () => journal.append({ event: 'fallback_at_start', reason }))
       const names = await readdir(store.root, { withFileTypes: true }).then((d) => d.filter((x) => x.isDirectory()).map((x) => x.name), () => [])
       for (const name of names) {
-        const versions = (await store.list(name)).map((r) => r.version)
+        const versions = (await store.list(name).catch(() => [])).map((r) => r.version)
         if (versions.length) pointers[name] = { ...factoryPointer(), highest: Math.max(...versions) }
       }
     }
@@ -73,8 +73,11 @@ export async function loadFactory(ctx: DeployContext, name: string, manifest?: M
 /** Verifies a stored release of `name` (signature, name, hash, size, contract) and imports it. */
 export async function loadStored(ctx: DeployContext, name: string, version: number): Promise<LoadedFunction> {
   const dir = await ctx.store.find(name, version)
-  if (!dir) throw new Refused(`${name}: release ${version} is not on the device`)
-  const r = verifyRelease(await ctx.store.read(name, dir), ctx.keys, name)
+  if (!dir) throw new Damaged(`${name}: release ${version} is not on the device`)
+  const files = await ctx.store.read(name, dir).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === 'ENOENT' ? new Damaged(`${name}: release ${version} lacks a file (${e.message})`) : e
+  })
+  const r = verifyRelease(files, ctx.keys, name)
   if (r.version !== version) throw new Refused(`${name}: the folder of release ${version} holds release ${r.version}`)
   const mod = await importArtifact(join(dir, artifactFile(name)), r.sha256, name, IMPORT_MS)
   if (!sameRoutes(mod.routes, r.routes)) throw new Refused(`${name}: the artifact's routes are not the signed ones`)

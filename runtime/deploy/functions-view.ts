@@ -12,7 +12,7 @@ export async function functionsView(ctx: DeployContext, running: LoadedFunction[
   return Promise.all(names.map(async (name) => {
     const p = pointerOf(ctx, name)
     const run = running.find((f) => f.info.name === name)
-    const stored = await Promise.all((await ctx.store.list(name)).map(async (r) => {
+    const stored = await Promise.all((await ctx.store.list(name).catch(() => [])).map(async (r) => {
       const meta = await readFile(join(r.dir, 'release.json'), 'utf8').then((t) => JSON.parse(t) as { sha256?: string; keyId?: string; builtAt?: string; source?: string | null }, () => ({} as Record<string, undefined>))
       return { version: r.version as number | 'factory', sha256: meta.sha256 ?? null, keyId: meta.keyId ?? null, source: 'store', builtAt: meta.builtAt ?? null, commit: meta.source ?? null }
     }))

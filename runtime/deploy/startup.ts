@@ -69,16 +69,15 @@ export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]>
         env.log.debug({ fn: name, ref, err: errorSummary(e) }, 'candidate did not load')
       }
     }
-    // When every release tried before the one that runs is damaged (its artifact is not the signed
-    // one: it can never load again), what runs becomes active and a damaged release is neither
-    // previous nor last known good (a rollback "to previous" must reach code that ran). A failure
-    // that may pass (a key set without its key, a slow import, a read error, a collision with the
-    // image) changes nothing: the release comes back when the cause goes.
-    const before = runs === undefined ? [] : candidates.slice(0, candidates.indexOf(runs))
-    if (loaded && runs !== undefined && before.length && before.every((ref) => damaged.has(ref))) {
-      const failed = new Set(before)
-      const next = candidates.slice(candidates.indexOf(runs) + 1)[0] ?? null
-      p = ctx.pointers[name] = { ...p, active: runs, previous: next, lastKnownGood: failed.has(p.lastKnownGood) ? runs : p.lastKnownGood, trial: null }
+    // A damaged release (its artifact is not the signed one, or it is no longer on the device) can
+    // never load again: it leaves the pointers, whatever else failed, so a rollback "to previous"
+    // reaches code that can run. A release that failed for a cause that may pass (a key set without
+    // its key, a slow import, a read error, a collision with the image) keeps its place and comes
+    // back when the cause goes.
+    if (damaged.size) {
+      const chain = candidates.filter((ref) => !damaged.has(ref))
+      p = ctx.pointers[name] = { ...p, active: chain[0] ?? 'factory', previous: chain[1] ?? null,
+        lastKnownGood: damaged.has(p.lastKnownGood) ? (runs ?? 'factory') : p.lastKnownGood, trial: null }
       dirty = true
     }
     if (failures.length) {

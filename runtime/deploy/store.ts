@@ -77,9 +77,15 @@ export function createStore(cacheDir: string) {
     },
     /** Removes a staged folder (a refused or failed activation). */
     discard: (staged: string) => rm(staged, { recursive: true, force: true }),
-    /** The releases of a function on the device, oldest first. */
+    /**
+     * The releases of a function on the device, oldest first. A folder that cannot be read (EACCES,
+     * EIO) throws: "not on the device" would drop its releases from the pointers for good.
+     */
     async list(name: string): Promise<StoredRelease[]> {
-      const entries = await readdir(join(root, name)).catch(() => [] as string[])
+      const entries = await readdir(join(root, name)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return [] as string[]
+        throw e
+      })
       return entries.flatMap((e) => {
         const m = /^(\d+)-[0-9a-f]{12}$/.exec(e)
         return m ? [{ name, version: Number(m[1]), dir: join(root, name, e) }] : []

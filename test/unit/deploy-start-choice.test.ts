@@ -49,6 +49,17 @@ function store(ctx: DeployContext, name: string, version: number, corrupt = fals
   writeFileSync(join(dir, 'release.sig'), sig)
 }
 
+/** Release `version` signed by `key` (a key not in RELEASE_KEYS: refused, not damaged). */
+function storeSignedBy(ctx: DeployContext, name: string, version: number, key: typeof privateKey): void {
+  const artifact = artifactOf(name, `${name} v${version}`)
+  const { json, sig } = makeRelease({ name, artifact, routes: PROBE, version, key })
+  const dir = join(ctx.store.root, name, `${version}-${sha256Hex(artifact).slice(0, 12)}`)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, `${name}.mjs`), artifact)
+  writeFileSync(join(dir, 'release.json'), json)
+  writeFileSync(join(dir, 'release.sig'), sig)
+}
+
 it('after a fallback at start the pointers name what runs, and a rollback goes back to it, not to the broken release', async () => {
   const { ctx } = await world()
   store(ctx, 'probe', 1)
@@ -94,4 +105,51 @@ it('a release that fails for a cause outside it (a key set without its key) keep
   // …and with the old key again, release 1 does.
   const again = await createContext(env, keys, ctx.factoryDir)
   expect((await loadAtStart(again)).map((f) => f.info.version)).toEqual([1])
+})
+
+it('a damaged release leaves the pointers even when another failed for a passing cause; that one keeps its place', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 1)
+  storeSignedBy(ctx, 'probe', 2, generateKeyPairSync('ed25519').privateKey)
+  store(ctx, 'probe', 3, true)
+  ctx.pointers.probe = { active: 3, previous: 2, lastKnownGood: 1, highest: 3, trial: null }
+  let fns: LoadedFunction[] = await loadAtStart(ctx)
+  expect(fns.map((f) => f.info.version)).toEqual([1])
+  expect(ctx.pointers.probe).toMatchObject({ active: 2, previous: 1, lastKnownGood: 1, highest: 3 })
+  // A deployment then a rollback "to previous": never the damaged release.
+  const d = createDeployer(ctx)
+  d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
+  const artifact = artifactOf('probe', 'probe v4')
+  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 4, key: privateKey })
+  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
+  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
+  expect(d.get(dep.id)!.state).toBe('committed')
+  expect(ctx.pointers.probe.previous).not.toBe(3)
+})
+
+it('a release no longer on the device is damaged: the pointers leave it', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 1)
+  ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
+  expect((await loadAtStart(ctx)).map((f) => f.info.version)).toEqual([1])
+  expect(ctx.pointers.probe).toMatchObject({ active: 1, previous: 'factory', lastKnownGood: 1, highest: 2 })
+})
+
+it('a function only the store has, whose only release is damaged: the pointers go to factory (not served, nothing retried)', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 3, true)
+  ctx.pointers.probe = { active: 3, previous: 'factory', lastKnownGood: 3, highest: 3, trial: null }
+  expect(await loadAtStart(ctx)).toEqual([])
+  expect(ctx.pointers.probe).toMatchObject({ active: 'factory', previous: null, lastKnownGood: 'factory', highest: 3 })
+  expect(await ctx.pointerFile.read()).toMatchObject({ probe: { active: 'factory' } })
+})
+
+it('active and previous damaged, last known good runs', async () => {
+  const { ctx } = await world({ probe: artifactOf('probe', 'factory') })
+  store(ctx, 'probe', 1)
+  store(ctx, 'probe', 2, true)
+  store(ctx, 'probe', 3, true)
+  ctx.pointers.probe = { active: 3, previous: 2, lastKnownGood: 1, highest: 3, trial: null }
+  expect((await loadAtStart(ctx)).map((f) => f.info.version)).toEqual([1])
+  expect(ctx.pointers.probe).toMatchObject({ active: 1, previous: 'factory', lastKnownGood: 1 })
 })
