@@ -38,8 +38,10 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
 
   /** Paths being checked by a discard (one hash per part, however many loads fail on it). */
   const discarding = new Map<string, Promise<void>>()
-  /** Parts a discard found intact (path → the file's identity then): not hashed again. */
-  const intact = new Map<string, string>()
+  /** Parts a discard found intact lately (path → the file's identity then, and when): not hashed again. */
+  const intact = new Map<string, { identity: string; at: number }>()
+  /** How long an intact verdict holds: a disk may still change the bytes later, its metadata untouched. */
+  const INTACT_MS = 60_000
 
   /**
    * HeldPart.discard: only a part whose bytes are no longer the ones recorded (the disk changed
@@ -51,11 +53,19 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     const job = (async () => {
       const mine = await held.stat()
       const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
-      if (intact.get(path) === identity) return
-      // On a worker thread; a file that cannot be read is kept (the next load says why).
-      if (await hashFile(path).catch(() => record.sha256) === record.sha256) {
+      const known = intact.get(path)
+      if (known?.identity === identity && Date.now() - known.at < INTACT_MS) return
+      // On a worker thread. A file that cannot be hashed is kept, with no verdict (the next failing load tries again).
+      let sha256: string
+      try {
+        sha256 = await hashFile(path)
+      } catch (e) {
+        log?.warn({ path, code: (e as NodeJS.ErrnoException).code }, 'a cached big part that does not decrypt could not be hashed; kept')
+        return
+      }
+      if (sha256 === record.sha256) {
         if (intact.size >= 1000) intact.clear()
-        intact.set(path, identity)
+        intact.set(path, { identity, at: Date.now() })
         return
       }
       await ev.serial(async () => {

@@ -72,10 +72,12 @@ export async function loadFactory(ctx: DeployContext, name: string, manifest?: M
 
 /** Verifies a stored release of `name` (signature, name, hash, size, contract) and imports it. */
 export async function loadStored(ctx: DeployContext, name: string, version: number): Promise<LoadedFunction> {
-  const dir = await ctx.store.find(name, version)
+  // A store that cannot be read (EIO, EACCES) is a 503 that may pass, not a damaged release.
+  const unreadable = (e: NodeJS.ErrnoException) => new Refused(`${name}: release ${version} cannot be read (${e.code ?? e.message})`, 503)
+  const dir = await ctx.store.find(name, version).catch((e: NodeJS.ErrnoException) => { throw unreadable(e) })
   if (!dir) throw new Damaged(`${name}: release ${version} is not on the device`)
   const files = await ctx.store.read(name, dir).catch((e: NodeJS.ErrnoException) => {
-    throw e.code === 'ENOENT' ? new Damaged(`${name}: release ${version} lacks a file (${e.message})`) : e
+    throw e.code === 'ENOENT' ? new Damaged(`${name}: release ${version} lacks a file (${e.message})`) : unreadable(e)
   })
   const r = verifyRelease(files, ctx.keys, name)
   if (r.version !== version) throw new Refused(`${name}: the folder of release ${version} holds release ${r.version}`)

@@ -72,6 +72,11 @@ export function createStore(cacheDir: string) {
         }
         await rm(dir, { recursive: true, force: true })
       }
+      // So is another folder of the same version (other bytes, left the same way): one version, one
+      // folder, or a later start could run the one it finds first.
+      for (const other of await this.list(r.function)) {
+        if (other.version === r.version && other.dir !== dir) await rm(other.dir, { recursive: true, force: true })
+      }
       await rename(staged, dir)
       return dir
     },

@@ -153,3 +153,40 @@ it('active and previous damaged, last known good runs', async () => {
   expect((await loadAtStart(ctx)).map((f) => f.info.version)).toEqual([1])
   expect(ctx.pointers.probe).toMatchObject({ active: 1, previous: 'factory', lastKnownGood: 1 })
 })
+
+it('a store that cannot be read (EIO) at a rollback is a 503 problem that may pass, not a bare error', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 1)
+  store(ctx, 'probe', 2)
+  ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 2, highest: 2, trial: null }
+  let fns: LoadedFunction[] = await loadAtStart(ctx)
+  const d = createDeployer(ctx)
+  d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
+  const list = ctx.store.list
+  ctx.store.list = async () => { throw Object.assign(new Error("EIO: i/o error, scandir '/x/functions/probe'"), { code: 'EIO' }) }
+  const e = await d.rollback('probe').catch((x: unknown) => x)
+  ctx.store.list = list
+  expect(e).toMatchObject({ status: 503, message: expect.stringMatching(/^probe: release 1 cannot be read \(EIO\)/) })
+  expect(fns.map((f) => f.info.version)).toEqual([2])
+  expect(ctx.pointers.probe).toMatchObject({ active: 2, previous: 1 })
+})
+
+it('one version, one folder: a later deployment of a version left in the store by a failed activation replaces it', async () => {
+  const { ctx } = await world()
+  store(ctx, 'probe', 1)
+  ctx.pointers.probe = { active: 1, previous: 'factory', lastKnownGood: 1, highest: 1, trial: null }
+  let fns: LoadedFunction[] = await loadAtStart(ctx)
+  // Version 2 "A" was renamed into the store, then state.json could not be written (nothing changed,
+  // highest stays 1): the operator deploys another version 2 ("B").
+  store(ctx, 'probe', 2)
+  const d = createDeployer(ctx)
+  d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
+  const artifact = artifactOf('probe', 'probe v2 B')
+  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 2, key: privateKey })
+  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
+  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
+  expect(d.get(dep.id)!.state).toBe('committed')
+  expect((await ctx.store.list('probe')).filter((r) => r.version === 2)).toHaveLength(1)
+  // A restart runs B, whatever the order of the folders on the disk.
+  expect((await loadAtStart(ctx))[0].info.sha256).toBe(sha256Hex(artifact))
+})
