@@ -21,7 +21,7 @@ async function flush(fh: FileHandle): Promise<void> {
 }
 
 /** Flushes the folder's entry list, so a rename survives a power cut; best effort (some file systems refuse). */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r').catch(() => undefined)
   if (!fh) return
   try {

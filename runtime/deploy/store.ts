@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ATOMIC_TMP } from '../bindings/write-atomic'
+import { ATOMIC_TMP, syncDir, syncFile } from '../bindings/write-atomic'
 import { releaseDirName, type Release } from './release'
 import type { ReleaseFiles } from './verify'
 
@@ -25,6 +25,10 @@ export function createStore(cacheDir: string) {
     await writeFile(join(dir, artifactFile(name)), files.artifact, { mode: 0o600 })
     await writeFile(join(dir, 'release.json'), files.json, { mode: 0o600 })
     await writeFile(join(dir, 'release.sig'), files.sig, { mode: 0o600 })
+    // On the disk before the folder is renamed into the store: after a power cut the pointers never
+    // name a release whose files did not make it (it would be damaged, and the deployment lost).
+    for (const f of [artifactFile(name), 'release.json', 'release.sig']) await syncFile(join(dir, f))
+    await syncDir(dir)
   }
 
   /** True when the two folders hold the same three files of release `name`. */
@@ -78,6 +82,7 @@ export function createStore(cacheDir: string) {
         if (other.version === r.version && other.dir !== dir) await rm(other.dir, { recursive: true, force: true })
       }
       await rename(staged, dir)
+      await syncDir(parent)
       return dir
     },
     /** Removes a staged folder (a refused or failed activation). */
