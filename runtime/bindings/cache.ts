@@ -12,7 +12,7 @@ import type { Logger } from '../../shared/contract/logger'
 import type { Metrics } from '../../shared/contract/metrics'
 import { syncFile, writeAtomic } from './write-atomic'
 import { count, createEviction } from './cache/eviction'
-import { hashFile } from './hash-file'
+import { createDiscard } from './cache/discard'
 import { ensureDir, READ_CHUNK, readJsonFile } from './cache/files'
 import { heldPart } from './cache/holds'
 import { createPartialFile } from './cache/partial-file'
@@ -29,57 +29,14 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
   const pathOf = (folder: string, filename: string) => join(root, folder, `${filename}.big`)
   const recordOf = (folder: string, filename: string) => `${pathOf(folder, filename)}.json`
 
+  const discard = createDiscard(ev, log)
+
   /** A hold over an open descriptor; the path's hold count was already taken by the caller. */
   const hold = (path: string, fh: FileHandle, record: CacheRecord, bytes: number): HeldPart =>
     heldPart(path, fh, record, bytes, () => {
       count(ev.held, path, -1)
       ev.evictLater()
     }, log, (held) => discard(path, held, record))
-
-  /** Paths being checked by a discard (one hash per part, however many loads fail on it). */
-  const discarding = new Map<string, Promise<void>>()
-  /** Parts a discard found intact lately (path → the file's identity then, and when): not hashed again. */
-  const intact = new Map<string, { identity: string; at: number }>()
-  /** How long an intact verdict holds: a disk may still change the bytes later, its metadata untouched. */
-  const INTACT_MS = 60_000
-
-  /**
-   * HeldPart.discard: only a part whose bytes are no longer the ones recorded (the disk changed
-   * them) goes; an intact part that does not decrypt is a key problem (a wrong salt), and stays.
-   */
-  function discard(path: string, held: FileHandle, record: CacheRecord): Promise<void> {
-    const running = discarding.get(path)
-    if (running) return running
-    const job = (async () => {
-      const mine = await held.stat()
-      const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
-      const known = intact.get(path)
-      if (known?.identity === identity && Date.now() - known.at < INTACT_MS) return
-      // On a worker thread. A file that cannot be hashed is kept, with no verdict (the next failing load tries again).
-      let sha256: string
-      try {
-        sha256 = await hashFile(path)
-      } catch (e) {
-        log?.warn({ path, code: (e as NodeJS.ErrnoException).code }, 'a cached big part that does not decrypt could not be hashed; kept')
-        return
-      }
-      if (sha256 === record.sha256) {
-        if (intact.size >= 1000) intact.clear()
-        intact.set(path, { identity, at: Date.now() })
-        return
-      }
-      await ev.serial(async () => {
-        // Only the file this hold opened: a commit may have put a good part under the name since.
-        const now = await stat(path).catch(() => null)
-        if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
-        await rm(`${path}.json`, { force: true })
-        await rm(path, { force: true })
-        log?.warn({ path }, 'cached big part removed: its bytes are not the ones recorded')
-      })
-    })().finally(() => discarding.delete(path))
-    discarding.set(path, job)
-    return job
-  }
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {

@@ -50,7 +50,14 @@ export function createPointerFile(root: string) {
       })
       const parsed = v.safeParse(PointerFileSchema, JSON.parse(text))
       if (!parsed.success) throw new Error(`not a pointer file: ${firstIssue(parsed.issues)}`)
-      return parsed.output.functions
+      // `highest` is never below a version a pointer names (a hand-edited or restored file): a
+      // deployment of such a version would replace the folder of a release that runs.
+      const functions = parsed.output.functions
+      for (const p of Object.values(functions)) {
+        const named = [p.active, p.previous, p.lastKnownGood, p.trial?.restorePrevious].filter((r): r is number => typeof r === 'number')
+        p.highest = Math.max(p.highest, ...named)
+      }
+      return functions
     },
     /** Replaces the file in one rename. */
     write: (p: Pointers) => writeAtomic(path, JSON.stringify({ v: 1, functions: p }, null, 2) + '\n'),

@@ -219,6 +219,19 @@ describe('the store after a crash or a full disk', () => {
     expect(readdirSync(join(ctx.store.root, '..', 'tmp/releases'))).toEqual([])
   })
 
+  it('a state.json whose highest is below a version its pointers name (hand-edited, restored) is read with highest raised', async () => {
+    const cache = tmp()
+    const root = join(cache, 'functions')
+    mkdirSync(root, { recursive: true })
+    writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, functions: {
+      probe: { active: 5, previous: 3, lastKnownGood: 3, highest: 2, trial: null },
+      other: { active: 2, previous: 1, lastKnownGood: 1, highest: 9, trial: { deployment: 'd', since: new Date().toISOString(), restorePrevious: 7 } },
+    } }))
+    const ctx = await createContext(envOf(cache), keys, emptyFactory())
+    expect(ctx.pointers.probe.highest).toBe(5)
+    expect(ctx.pointers.other.highest).toBe(9)
+  })
+
   it('a state.json temporary left by a kill mid-write is removed at start, state.json kept', async () => {
     const cache = tmp()
     const root = join(cache, 'functions')

@@ -1,0 +1,74 @@
+// HeldPart.discard: a cached big part that did not decrypt with the small part it was cached for is
+// checked against its record and removed when the disk changed it. An intact part points at the
+// key (a wrong salt) and stays. Checks run in the background, one hash at a time for the whole
+// cache (each reads a whole part), one check per part however many loads fail on it; a part found
+// intact is trusted for a while, longer each time it is found intact again.
+import type { FileHandle } from 'node:fs/promises'
+import { rm, stat } from 'node:fs/promises'
+import type { CacheRecord } from '../../../shared/contract/cache'
+import type { Logger } from '../../../shared/contract/logger'
+import { hashFile } from '../hash-file'
+import type { Eviction } from './eviction'
+
+/** How long an intact verdict holds at first, and at most (doubling each time it is confirmed). */
+const FIRST_MS = 60_000
+const MOST_MS = 60 * 60_000
+/** Read errors that say the disk cannot deliver the part: it goes, as a changed one does. */
+const UNREADABLE = new Set(['EIO', 'EBADMSG', 'EUCLEAN'])
+
+/** The discard of one cache: `discard(path, held, record)` for the hold `held` of the part at `path`. */
+export function createDiscard(ev: Eviction, log?: Logger) {
+  /** Paths being checked: every failing load of a part joins its check. */
+  const checking = new Map<string, Promise<void>>()
+  /** Parts found intact: the file's identity then, until when that holds, and for how long it held last. */
+  const intact = new Map<string, { identity: string; until: number; span: number }>()
+  /** One hash at a time, whatever the part. */
+  let hashing: Promise<unknown> = Promise.resolve()
+  const hashInTurn = (path: string) => {
+    const turn = hashing.then(() => hashFile(path))
+    hashing = turn.catch(() => {})
+    return turn
+  }
+
+  async function check(path: string, held: FileHandle, record: CacheRecord): Promise<void> {
+    const mine = await held.stat()
+    const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
+    const known = intact.get(path)
+    if (known?.identity === identity && Date.now() < known.until) return
+    let changed: boolean
+    try {
+      changed = await hashInTurn(path) !== record.sha256
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? ''
+      // Another error (the file gone, no descriptor or memory left) says nothing of the bytes: kept, no verdict.
+      if (!UNREADABLE.has(code)) {
+        log?.warn({ path, code }, 'a cached big part that does not decrypt could not be checked; kept')
+        return
+      }
+      changed = true
+    }
+    if (!changed) {
+      const span = known?.identity === identity ? Math.min(known.span * 2, MOST_MS) : FIRST_MS
+      if (intact.size >= 1000) intact.clear()
+      intact.set(path, { identity, until: Date.now() + span, span })
+      return
+    }
+    intact.delete(path)
+    await ev.serial(async () => {
+      // Only the file this hold opened: a commit may have put a good part under the name since.
+      const now = await stat(path).catch(() => null)
+      if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
+      await rm(`${path}.json`, { force: true })
+      await rm(path, { force: true })
+      log?.warn({ path }, 'cached big part removed: its bytes are not the ones recorded, or cannot be read')
+    })
+  }
+
+  return (path: string, held: FileHandle, record: CacheRecord): Promise<void> => {
+    const running = checking.get(path)
+    if (running) return running
+    const job = check(path, held, record).finally(() => checking.delete(path))
+    checking.set(path, job)
+    return job
+  }
+}
