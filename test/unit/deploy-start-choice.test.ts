@@ -49,6 +49,16 @@ function store(ctx: DeployContext, name: string, version: number, corrupt = fals
   writeFileSync(join(dir, 'release.sig'), sig)
 }
 
+/** Deploys release `version` of probe (answering `says`) through `d`, waits for its commit; returns its artifact. */
+async function deployCommitted(d: ReturnType<typeof createDeployer>, version: number, says: string): Promise<Buffer> {
+  const artifact = artifactOf('probe', says)
+  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version, key: privateKey })
+  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
+  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
+  expect(d.get(dep.id)!.state).toBe('committed')
+  return artifact
+}
+
 /** Release `version` signed by `key` (a key not in RELEASE_KEYS: refused, not damaged). */
 function storeSignedBy(ctx: DeployContext, name: string, version: number, key: typeof privateKey): void {
   const artifact = artifactOf(name, `${name} v${version}`)
@@ -72,11 +82,7 @@ it('after a fallback at start the pointers name what runs, and a rollback goes b
 
   const d = createDeployer(ctx)
   d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
-  const artifact = artifactOf('probe', 'probe v3')
-  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 3, key: privateKey })
-  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
-  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
-  expect(d.get(dep.id)!.state).toBe('committed')
+  await deployCommitted(d, 3, 'probe v3')
   await d.rollback('probe')
   expect(fns.map((f) => f.info.version)).toEqual([1])
 })
@@ -119,11 +125,7 @@ it('a damaged release leaves the pointers even when another failed for a passing
   // A deployment then a rollback "to previous": never the damaged release.
   const d = createDeployer(ctx)
   d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
-  const artifact = artifactOf('probe', 'probe v4')
-  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 4, key: privateKey })
-  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
-  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
-  expect(d.get(dep.id)!.state).toBe('committed')
+  await deployCommitted(d, 4, 'probe v4')
   expect(ctx.pointers.probe.previous).not.toBe(3)
 })
 
@@ -181,11 +183,7 @@ it('one version, one folder: a later deployment of a version left in the store b
   store(ctx, 'probe', 2)
   const d = createDeployer(ctx)
   d.attach({ functions: () => fns, swap: async (change) => { fns = await change(fns); return true } })
-  const artifact = artifactOf('probe', 'probe v2 B')
-  const { json, sig } = makeRelease({ name: 'probe', artifact, routes: PROBE, version: 2, key: privateKey })
-  const dep = await d.submit(new Map<string, Uint8Array>([['probe.release.json', json], ['probe.release.sig', Buffer.from(sig)], ['probe.mjs', artifact]]))
-  for (let i = 0; i < 200 && d.get(dep.id)!.state !== 'committed'; i++) await new Promise((r) => setTimeout(r, 25))
-  expect(d.get(dep.id)!.state).toBe('committed')
+  const artifact = await deployCommitted(d, 2, 'probe v2 B')
   expect((await ctx.store.list('probe')).filter((r) => r.version === 2)).toHaveLength(1)
   // A restart runs B, whatever the order of the folders on the disk.
   expect((await loadAtStart(ctx))[0].info.sha256).toBe(sha256Hex(artifact))

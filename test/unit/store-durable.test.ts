@@ -7,23 +7,8 @@ import { join } from 'node:path'
 import { afterAll, expect, it, vi } from 'vitest'
 
 const calls: string[] = []
-vi.mock('node:fs/promises', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs/promises')>()
-  return {
-    ...fs,
-    open: async (path: string, ...rest: never[]) => {
-      const fh = await fs.open(path, ...rest)
-      return new Proxy(fh, {
-        get(target, key) {
-          const value = Reflect.get(target, key)
-          if (key === 'datasync' || key === 'sync') return () => { calls.push(`flush ${path}`); return value.call(target) }
-          return typeof value === 'function' ? value.bind(target) : value
-        },
-      })
-    },
-    rename: async (a: string, b: string) => { calls.push(`rename ${a} -> ${b}`); return fs.rename(a, b) },
-  }
-})
+vi.mock('node:fs/promises', async (importOriginal) =>
+  (await import('../helpers/flush-recorder')).recordFlushes(await importOriginal<typeof import('node:fs/promises')>(), calls))
 const { createStore } = await import('../../runtime/deploy/store')
 
 const dirs: string[] = []
