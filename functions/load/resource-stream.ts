@@ -28,11 +28,8 @@ export async function openResource(env: Env, held: HeldPart, folder: string, fil
     bytes = plainLengthFromTail(key, tail.length === 32 ? tail : Buffer.alloc(32), n)
   } catch (e) {
     // A part that does not decrypt with the small part it was cached for: checked in the background
-    // (a hold kept meanwhile) and dropped if the disk changed it, so the next load downloads it again.
-    if (isBlobError(e)) {
-      const checking = held.retain()
-      void checking.discard().catch(() => {}).finally(() => checking.release())
-    }
+    // and dropped if the disk changed it, so the next load downloads it again.
+    if (isBlobError(e)) void held.discard().catch(() => {})
     held.release()
     if (isBlobError(e)) throw new HttpError(502, `${folder}/${filename} does not decrypt: ${e.message} (parts truncated or not of one upload)`, { type: 'decrypt-failed' })
     // The cached file cannot be read: storage the loader cannot use, not a bug.

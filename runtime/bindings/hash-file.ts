@@ -18,16 +18,24 @@ createReadStream(workerData.path, { highWaterMark: 1 << 20 })
   .on('close', () => parentPort.postMessage(result || { error: 'the file stream closed early' }))
 `
 
-/** Resolves with the SHA-256 (hex) of the file at `path`. */
-export function hashFile(path: string): Promise<string> {
+/**
+ * Resolves with the SHA-256 (hex) of the file at `path`. With `timeoutMs`, a hash not done by then
+ * (a disk that hangs) is given up: the worker is terminated and this rejects with code ETIMEDOUT.
+ */
+export function hashFile(path: string, timeoutMs?: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(SOURCE, { eval: true, workerData: { path } })
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      reject(Object.assign(new Error(`hashing ${path} took more than ${timeoutMs} ms`), { code: 'ETIMEDOUT' }))
+      void worker.terminate()
+    }, timeoutMs)
     worker.once('message', (m: { sha256?: string; error?: string; code?: string }) => {
+      clearTimeout(timer)
       void worker.terminate()
       if (m.sha256) resolve(m.sha256)
       else reject(Object.assign(new Error(m.error ?? 'hashing failed'), { code: m.code }))
     })
-    worker.once('error', reject)
-    worker.once('exit', (code) => reject(new Error(`the hashing worker exited (${code})`)))
+    worker.once('error', (e) => { clearTimeout(timer); reject(e) })
+    worker.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the hashing worker exited (${code})`)) })
   })
 }

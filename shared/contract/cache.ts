@@ -35,7 +35,8 @@ export interface HeldPart {
    * The part did not decrypt with the small part it was cached for: when its bytes no longer hash
    * to `record.sha256` (the disk changed them), removes it and its record from the cache unless a
    * commit replaced them meanwhile; an intact part stays (the key is at fault). Holds keep reading it.
-   * One check per part at a time, shared by every caller; a part found intact is not hashed again.
+   * One check per part at a time, shared by every caller; a part found intact is trusted a while.
+   * The file is identified when this is called: the hold may be released as soon as it returns.
    */
   discard(): Promise<void>
 }

@@ -3,6 +3,7 @@
 // key (a wrong salt) and stays. Checks run in the background, one hash at a time for the whole
 // cache (each reads a whole part), one check per part however many loads fail on it; a part found
 // intact is trusted for a while, longer each time it is found intact again.
+import { fstatSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { rm, stat } from 'node:fs/promises'
 import type { CacheRecord } from '../../../shared/contract/cache'
@@ -13,31 +14,31 @@ import type { Eviction } from './eviction'
 /** How long an intact verdict holds at first, and at most (doubling each time it is confirmed). */
 const FIRST_MS = 60_000
 const MOST_MS = 60 * 60_000
+/** A hash is given up after 30 s plus 20 MB/s of the part (a disk that hangs): no verdict, the queue moves on. */
+const hashDeadline = (bytes: number) => 30_000 + bytes / 20_000
 /** Read errors that say the disk cannot deliver the part: it goes, as a changed one does. */
 const UNREADABLE = new Set(['EIO', 'EBADMSG', 'EUCLEAN'])
 
 /** The discard of one cache: `discard(path, held, record)` for the hold `held` of the part at `path`. */
 export function createDiscard(ev: Eviction, log?: Logger) {
-  /** Paths being checked: every failing load of a part joins its check. */
+  /** Parts being checked (path and file identity): every failing load of the same file joins its check. */
   const checking = new Map<string, Promise<void>>()
   /** Parts found intact: the file's identity then, until when that holds, and for how long it held last. */
   const intact = new Map<string, { identity: string; until: number; span: number }>()
   /** One hash at a time, whatever the part. */
   let hashing: Promise<unknown> = Promise.resolve()
-  const hashInTurn = (path: string) => {
-    const turn = hashing.then(() => hashFile(path))
+  const hashInTurn = (path: string, bytes: number) => {
+    const turn = hashing.then(() => hashFile(path, hashDeadline(bytes)))
     hashing = turn.catch(() => {})
     return turn
   }
 
-  async function check(path: string, held: FileHandle, record: CacheRecord): Promise<void> {
-    const mine = await held.stat()
-    const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
+  async function check(path: string, mine: { dev: number; ino: number; size: number }, identity: string, record: CacheRecord): Promise<void> {
     const known = intact.get(path)
     if (known?.identity === identity && Date.now() < known.until) return
     let changed: boolean
     try {
-      changed = await hashInTurn(path) !== record.sha256
+      changed = await hashInTurn(path, mine.size) !== record.sha256
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? ''
       // Another error (the file gone, no descriptor or memory left) says nothing of the bytes: kept, no verdict.
@@ -64,11 +65,23 @@ export function createDiscard(ev: Eviction, log?: Logger) {
     })
   }
 
+  /**
+   * Starts (or joins) the check of the part `held` opened. The file's identity is taken at once, so
+   * the caller may release its hold when this returns: a check pins no descriptor and no part.
+   */
   return (path: string, held: FileHandle, record: CacheRecord): Promise<void> => {
-    const running = checking.get(path)
+    let mine
+    try {
+      mine = fstatSync(held.fd)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
+    const key = `${path}\n${identity}`
+    const running = checking.get(key)
     if (running) return running
-    const job = check(path, held, record).finally(() => checking.delete(path))
-    checking.set(path, job)
+    const job = check(path, mine, identity, record).finally(() => checking.delete(key))
+    checking.set(key, job)
     return job
   }
 }
