@@ -20,13 +20,16 @@ createReadStream(workerData.path, { highWaterMark: 1 << 20 })
 
 /**
  * Resolves with the SHA-256 (hex) of the file at `path`. With `timeoutMs`, a hash not done by then
- * (a disk that hangs) is given up: the worker is terminated and this rejects with code ETIMEDOUT.
+ * (a disk that hangs) is given up: the worker is terminated and this rejects with code ETIMEDOUT
+ * and `exited`, a promise of the worker's real end — a read stuck in the thread pool keeps its
+ * thread until the disk answers, whatever `terminate()` says.
  */
 export function hashFile(path: string, timeoutMs?: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(SOURCE, { eval: true, workerData: { path } })
+    const exited = new Promise<void>((ok) => worker.once('exit', () => ok()))
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      reject(Object.assign(new Error(`hashing ${path} took more than ${timeoutMs} ms`), { code: 'ETIMEDOUT' }))
+      reject(Object.assign(new Error(`hashing ${path} took more than ${timeoutMs} ms`), { code: 'ETIMEDOUT', exited }))
       void worker.terminate()
     }, timeoutMs)
     worker.once('message', (m: { sha256?: string; error?: string; code?: string }) => {

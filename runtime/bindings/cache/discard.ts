@@ -5,7 +5,7 @@
 // intact is trusted for a while, longer each time it is found intact again.
 import { fstatSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { rm, stat } from 'node:fs/promises'
+import { readFile, rm, stat } from 'node:fs/promises'
 import type { CacheRecord } from '../../../shared/contract/cache'
 import type { Logger } from '../../../shared/contract/logger'
 import { hashFile } from '../hash-file'
@@ -25,11 +25,15 @@ export function createDiscard(ev: Eviction, log?: Logger) {
   const checking = new Map<string, Promise<void>>()
   /** Parts found intact: the file's identity then, until when that holds, and for how long it held last. */
   const intact = new Map<string, { identity: string; until: number; span: number }>()
-  /** One hash at a time, whatever the part. */
+  /**
+   * One hash at a time, whatever the part. A hash given up at its deadline still holds a thread-pool
+   * thread until its worker really ends: the next one waits for that, so a disk that hangs costs
+   * one thread, not all of them (every file and crypto call of the process needs the pool).
+   */
   let hashing: Promise<unknown> = Promise.resolve()
   const hashInTurn = (path: string, bytes: number) => {
     const turn = hashing.then(() => hashFile(path, hashDeadline(bytes)))
-    hashing = turn.catch(() => {})
+    hashing = turn.catch((e: { exited?: Promise<void> }) => e?.exited)
     return turn
   }
 
@@ -56,9 +60,12 @@ export function createDiscard(ev: Eviction, log?: Logger) {
     }
     intact.delete(path)
     await ev.serial(async () => {
-      // Only the file this hold opened: a commit may have put a good part under the name since.
+      // Only the file that failed, under the record it failed with: a commit may have put a good
+      // part under the name since (and a file system may give it the old inode number).
       const now = await stat(path).catch(() => null)
-      if (!now || now.ino !== mine.ino || now.dev !== mine.dev) return
+      if (!now || `${now.dev}:${now.ino}:${now.size}:${now.mtimeMs}` !== identity) return
+      const recorded = await readFile(`${path}.json`, 'utf8').then((t) => (JSON.parse(t) as CacheRecord).sha256, () => undefined)
+      if (recorded !== record.sha256) return
       await rm(`${path}.json`, { force: true })
       await rm(path, { force: true })
       log?.warn({ path }, 'cached big part removed: its bytes are not the ones recorded, or cannot be read')
