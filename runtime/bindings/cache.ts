@@ -36,7 +36,7 @@ export function createCache(cacheDir: string, maxBytes: number, log?: Logger, me
     heldPart(path, fh, record, bytes, () => {
       count(ev.held, path, -1)
       ev.evictLater()
-    }, log, (held) => discard(path, held, record))
+    }, (held) => discard(path, held, record), log)
 
   /** Moves `staged` to the final path and writes its record, inside the serial section. */
   async function place(folder: string, filename: string, staged: string, record: CacheRecord): Promise<void> {

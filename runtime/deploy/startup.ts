@@ -17,7 +17,7 @@ const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
  * Loads every function at start; a function none of whose candidates loads is left out, with a warning.
  * A candidate that serves a route another function already serves does not load either (deploy.md
  * §3): the image's own functions are placed first, so a stored release that a newer image's function
- * collides with falls back. When the running release is not the active one, the pointers say so.
+ * collides with falls back. A damaged release leaves the pointers (see below).
  */
 export async function loadAtStart(ctx: DeployContext): Promise<LoadedFunction[]> {
   const { env } = ctx

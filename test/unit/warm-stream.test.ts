@@ -28,7 +28,7 @@ async function hold(big: Buffer) {
   const state = { released: 0, closed: false }
   const origClose = fh.close.bind(fh)
   fh.close = async () => { state.closed = true; return origClose() }
-  const held = heldPart(path, fh, { smallSha256: 'x', bytes: big.length, sha256: 'x', storedAt: '' } as never, big.length, () => { state.released++ })
+  const held = heldPart(path, fh, { smallSha256: 'x', bytes: big.length, sha256: 'x', storedAt: '' } as never, big.length, () => { state.released++ }, async () => {})
   return { path, held, state, fh }
 }
 

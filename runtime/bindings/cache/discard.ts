@@ -18,6 +18,8 @@ const MOST_MS = 60 * 60_000
 const hashDeadline = (bytes: number) => 30_000 + bytes / 20_000
 /** Read errors that say the disk cannot deliver the part: it goes, as a changed one does. */
 const UNREADABLE = new Set(['EIO', 'EBADMSG', 'EUCLEAN'])
+/** Which file a stat is of, and in what state: a file replaced, or rewritten in place, is another. */
+const identityOf = (s: { dev: number; ino: number; size: number; mtimeMs: number }) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`
 
 /** The discard of one cache: `discard(path, held, record)` for the hold `held` of the part at `path`. */
 export function createDiscard(ev: Eviction, log?: Logger) {
@@ -37,12 +39,12 @@ export function createDiscard(ev: Eviction, log?: Logger) {
     return turn
   }
 
-  async function check(path: string, mine: { dev: number; ino: number; size: number }, identity: string, record: CacheRecord): Promise<void> {
+  async function check(path: string, bytes: number, identity: string, record: CacheRecord): Promise<void> {
     const known = intact.get(path)
     if (known?.identity === identity && Date.now() < known.until) return
     let changed: boolean
     try {
-      changed = await hashInTurn(path, mine.size) !== record.sha256
+      changed = await hashInTurn(path, bytes) !== record.sha256
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? ''
       // Another error (the file gone, no descriptor or memory left) says nothing of the bytes: kept, no verdict.
@@ -63,7 +65,7 @@ export function createDiscard(ev: Eviction, log?: Logger) {
       // Only the file that failed, under the record it failed with: a commit may have put a good
       // part under the name since (and a file system may give it the old inode number).
       const now = await stat(path).catch(() => null)
-      if (!now || `${now.dev}:${now.ino}:${now.size}:${now.mtimeMs}` !== identity) return
+      if (!now || identityOf(now) !== identity) return
       const recorded = await readFile(`${path}.json`, 'utf8').then((t) => (JSON.parse(t) as CacheRecord).sha256, () => undefined)
       if (recorded !== record.sha256) return
       await rm(`${path}.json`, { force: true })
@@ -83,11 +85,11 @@ export function createDiscard(ev: Eviction, log?: Logger) {
     } catch (e) {
       return Promise.reject(e)
     }
-    const identity = `${mine.dev}:${mine.ino}:${mine.size}:${mine.mtimeMs}`
+    const identity = identityOf(mine)
     const key = `${path}\n${identity}`
     const running = checking.get(key)
     if (running) return running
-    const job = check(path, mine, identity, record).finally(() => checking.delete(key))
+    const job = check(path, mine.size, identity, record).finally(() => checking.delete(key))
     checking.set(key, job)
     return job
   }

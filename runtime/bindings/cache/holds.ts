@@ -32,8 +32,8 @@ export function positionalStream(fh: FileHandle, start: number, onError: (e: unk
  * A hold over `fh` (the file at `path`); `onLastRelease` runs after the descriptor is closed by the
  * last holder; `discard` removes the part from the cache (see HeldPart.discard).
  */
-export function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number, onLastRelease: () => void, log?: Logger,
-  discard: (fh: FileHandle) => Promise<void> = async () => {}): HeldPart {
+export function heldPart(path: string, fh: FileHandle, record: CacheRecord, bytes: number, onLastRelease: () => void,
+  discard: (fh: FileHandle) => Promise<void>, log?: Logger): HeldPart {
   let holds = 1
   const drop = () => {
     if (--holds > 0) return
