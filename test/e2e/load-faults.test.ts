@@ -2,14 +2,14 @@
 // a second loader started on a CACHE_DIR in use; the invariants after each.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROOT } from '../helpers/spawn'
 import { post, startStack, type Stack } from '../helpers/stack'
 import { seedResource } from '../helpers/seed'
 import { filesUnder } from '../helpers/tmp'
+import { workWithTmpfs } from '../helpers/tmpfs'
 import { SALTS } from '../helpers/vectors'
 
 const USER = ['faults@example.com', 'faults-pass-1']
@@ -17,12 +17,8 @@ const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-const work = mkdtempSync(join(tmpdir(), 'loader-e2e-faults-'))
-const tmpfsDir = join(work, 'tmpfs')
-mkdirSync(tmpfsDir)
-const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', tmpfsDir], { encoding: 'utf8' })
-const canMount = mounted.status === 0
-if (!canMount) console.warn(`full-disk tests skipped: cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()})`)
+const disk = workWithTmpfs('loader-e2e-faults-', '8m', 'full-disk tests')
+const { work, dir: tmpfsDir, mounted: canMount } = disk
 
 let s: Stack
 beforeAll(async () => {
@@ -30,8 +26,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await s?.stop()
-  if (canMount) spawnSync('umount', ['-l', tmpfsDir])
-  rmSync(work, { recursive: true, force: true })
+  disk.remove()
 })
 
 const login = async () => expect((await post(s.loader.url, '/login', { email: USER[0], password: USER[1] })).status).toBe(200)

@@ -2,15 +2,15 @@
 // larger than the cache bound, a full disk during a cold load, a CDN that stalls, a client that stalls.
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { readdirSync, readlinkSync } from 'node:fs'
 import { request, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { post, startStack, type Stack } from '../helpers/stack'
 import { seedResource } from '../helpers/seed'
 import { filesUnder } from '../helpers/tmp'
+import { workWithTmpfs } from '../helpers/tmpfs'
 
 const USER = ['robust@example.com', 'robust-pass-1']
 const MiB = 1024 * 1024
@@ -22,12 +22,8 @@ let chunkBytes = 256 * 1024
 let verified = false
 
 // A small tmpfs stands for a full disk; mounting needs root (skipped with the reason otherwise).
-const work = mkdtempSync(join(tmpdir(), 'loader-e2e-robust-'))
-const tmpfsDir = join(work, 'tmpfs')
-mkdirSync(tmpfsDir)
-const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', tmpfsDir], { encoding: 'utf8' })
-const canMount = mounted.status === 0
-if (!canMount) console.warn(`ENOSPC test skipped: cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()}); it needs root or CAP_SYS_ADMIN`)
+const disk = workWithTmpfs('loader-e2e-robust-', '8m', 'ENOSPC test')
+const { work, dir: tmpfsDir, mounted: canMount } = disk
 
 let s: Stack
 let n = 0
@@ -39,8 +35,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await s?.stop()
-  if (canMount) spawnSync('umount', ['-l', tmpfsDir])
-  rmSync(work, { recursive: true, force: true })
+  disk.remove()
 })
 
 const login = async () => expect((await post(s.loader.url, '/login', { email: USER[0], password: USER[1] })).status).toBe(200)

@@ -1,26 +1,20 @@
 // The big-part cache on a real full disk (a small tmpfs): a commit that cannot be finished gives the
 // space back and leaves nothing under the final name. Mounting needs root (skipped with the reason otherwise).
-import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createCache, prepareCacheDir } from '../../runtime/bindings/cache'
 import { filesUnder } from '../helpers/tmp'
+import { workWithTmpfs } from '../helpers/tmpfs'
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
-const work = mkdtempSync(join(tmpdir(), 'loader-test-cache-full-'))
-const mnt = join(work, 'tmpfs')
-mkdirSync(mnt)
-const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', mnt], { encoding: 'utf8' })
-const canMount = mounted.status === 0
-if (!canMount) console.warn(`full-disk cache test skipped: cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()})`)
+const disk = workWithTmpfs('loader-test-cache-full-', '1m', 'full-disk cache test')
+const { dir: mnt, mounted: canMount } = disk
 afterAll(() => {
-  if (canMount) spawnSync('umount', ['-l', mnt])
-  rmSync(work, { recursive: true, force: true })
+  disk.remove()
 })
 
 /** Every file under `dir`. */

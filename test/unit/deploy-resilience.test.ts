@@ -140,6 +140,13 @@ async function deployer(vars: Record<string, string> = {}) {
   return { ctx, d, faults, until, running: () => fns, onDisk: () => JSON.parse(readFileSync(ctx.pointerFile.path, 'utf8')).functions }
 }
 
+const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
+/** Deploys release `version` of `name` serving `routes` through `d`; resolves with the state it ends in. */
+async function pushRoutes(d: Awaited<ReturnType<typeof deployer>>, name: string, version: number, routes: RouteDef[]) {
+  const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
+  return d.until(dep.id, ['committed', 'rejected'])
+}
+
 describe('state.json and memory stay in step', () => {
   it('a failed write at activation changes nothing: memory, disk and the running code as before', async () => {
     const { ctx, d, faults, until, running } = await deployer()
@@ -295,13 +302,9 @@ describe('the signed routes', () => {
 describe('routes that overlap without being equal', () => {
   // Hono answers a request with the first route registered that matches it: a parameter or a
   // wildcard of one function would take requests of another's route (functions are mounted in name order).
-  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
   it('are a collision: refused (422) with both routes named; disjoint ones are not', async () => {
     const d = await deployer()
-    const push = async (name: string, version: number, routes: RouteDef[]) => {
-      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
-      return d.until(dep.id, ['committed', 'rejected'])
-    }
+    const push = (name: string, version: number, routes: RouteDef[]) => pushRoutes(d, name, version, routes)
     expect(await push('mm', 1, [route('/status'), route('/items/list')])).toBe('committed')
     await expect(d.d.submit(partsOf('aa', 1, artifactOf('aa', 'a1', [route('/:page')]), [route('/:page')])))
       .rejects.toMatchObject({ status: 422, message: 'aa: route GET /:page overlaps GET /metrics of the runtime' })
@@ -317,13 +320,9 @@ describe('routes that overlap without being equal', () => {
 })
 
 describe('rollback on demand', () => {
-  const route = (path: string) => ({ method: 'GET', path, body: 'none' }) as RouteDef
   it('is refused when the release it goes back to serves a route another function took', async () => {
     const d = await deployer()
-    const push = async (name: string, version: number, routes: RouteDef[]) => {
-      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
-      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
-    }
+    const push = async (name: string, version: number, routes: RouteDef[]) => expect(await pushRoutes(d, name, version, routes)).toBe('committed')
     await push('aa', 1, [route('/a'), route('/x')])
     await push('aa', 2, [route('/a')])
     await push('bb', 1, [route('/x'), route('/b')])
@@ -334,10 +333,7 @@ describe('rollback on demand', () => {
 
   it('a deployment checked before a rollback that took its route is refused when its turn comes', async () => {
     const d = await deployer()
-    const push = async (name: string, version: number, routes: RouteDef[]) => {
-      const dep = await d.d.submit(partsOf(name, version, artifactOf(name, `${name}${version}`, routes), routes))
-      expect(await d.until(dep.id, ['committed', 'rejected'])).toBe('committed')
-    }
+    const push = async (name: string, version: number, routes: RouteDef[]) => expect(await pushRoutes(d, name, version, routes)).toBe('committed')
     await push('aa', 1, [route('/a'), route('/x')])
     await push('aa', 2, [route('/a')])
     const bb = [route('/x'), route('/b')]
