@@ -10,12 +10,12 @@ import { post, startStack, type Stack } from '../helpers/stack'
 import { seedResource } from '../helpers/seed'
 import { filesUnder } from '../helpers/tmp'
 import { workWithTmpfs } from '../helpers/tmpfs'
+import { eventually } from '../helpers/eventually'
 import { SALTS } from '../helpers/vectors'
 
 const USER = ['faults@example.com', 'faults-pass-1']
 const MiB = 1024 * 1024
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 const disk = workWithTmpfs('loader-e2e-faults-', '8m', 'full-disk tests')
 const { work, dir: tmpfsDir, mounted: canMount } = disk
@@ -49,15 +49,6 @@ function cdnUnread(): number {
 
 /** Every file under `dir`. */
 const files = (dir: string) => filesUnder(dir).map((f) => f.path)
-
-async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > end) return false
-    await sleep(50)
-  }
-}
 
 describe('a full disk', () => {
   it.skipIf(!canMount)('before a verified download writes its first byte: 507, nothing left on disk, and the CDN answer is not left unread on an open connection', async () => {

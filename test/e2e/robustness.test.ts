@@ -11,6 +11,7 @@ import { post, startStack, type Stack } from '../helpers/stack'
 import { seedResource } from '../helpers/seed'
 import { filesUnder } from '../helpers/tmp'
 import { workWithTmpfs } from '../helpers/tmpfs'
+import { eventually } from '../helpers/eventually'
 
 const USER = ['robust@example.com', 'robust-pass-1']
 const MiB = 1024 * 1024
@@ -57,16 +58,6 @@ async function seed(name: string, bytes: number): Promise<Buffer> {
 const files = filesUnder
 /** Bytes of big parts and partial downloads in a CACHE_DIR. */
 const cacheBytes = (dir: string) => files(dir).filter((f) => f.path.endsWith('.big') || f.path.endsWith('.big.part')).reduce((t, f) => t + f.bytes, 0)
-
-/** Polls `check` until it holds (or gives up after `ms` and returns its last answer). */
-async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > end) return false
-    await sleep(50)
-  }
-}
 
 /** Descriptors the loader holds open on cached big parts (Linux /proc). */
 function openBigParts(pid: number): string[] {

@@ -1,12 +1,13 @@
 // Field deployment in tests: key pairs, hand-written artifacts, signed releases, pushes to the admin surface.
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { RouteDef } from '../../shared/contract/function'
 import { adminRequest, multipart, type AdminTarget } from '../../scripts/admin-client'
 import { makeRelease } from '../../scripts/release-files'
+import { sha256Hex } from '../../runtime/deploy/verify'
 
 /** An Ed25519 key pair; `pubFile` is a RELEASE_KEYS file holding the public key. */
 export function keyPair(dir: string, name = 'release-key') {
@@ -90,3 +91,17 @@ export function selfSignedCert(dir: string) {
 
 /** A fresh temporary folder. */
 export const tempDir = (prefix = 'loader-deploy-') => mkdtempSync(join(tmpdir(), prefix))
+
+/**
+ * Writes a signed release straight into the store under `root` (`<name>/<version>-<sha256 12>/`), as a
+ * deployment leaves it; `onDisk` is the artifact written instead of the signed one (a damaged copy).
+ */
+export function storeRelease(root: string, o: { name: string; artifact: Buffer; routes: RouteDef[]; version: number; key: KeyObject; onDisk?: Buffer }): string {
+  const { json, sig } = makeRelease(o)
+  const dir = join(root, o.name, `${o.version}-${sha256Hex(o.artifact).slice(0, 12)}`)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, `${o.name}.mjs`), o.onDisk ?? o.artifact)
+  writeFileSync(join(dir, 'release.json'), json)
+  writeFileSync(join(dir, 'release.sig'), sig)
+  return dir
+}

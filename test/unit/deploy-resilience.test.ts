@@ -20,6 +20,7 @@ import { parseReleaseKeys, sha256Hex } from '../../runtime/deploy/verify'
 import type { LoadedFunction } from '../../runtime/registry'
 import { makeRelease } from '../../scripts/release-files'
 import { SALTS } from '../helpers/vectors'
+import { storeRelease } from '../helpers/deploy'
 import * as v from 'valibot'
 
 const dirs: string[] = []
@@ -103,12 +104,7 @@ describe('an import that never settles', () => {
     const good = artifactOf('stuck', 'one', PROBE)
     const bad = artifactOf('stuck', 'two', PROBE, 'await new Promise(() => {})')
     for (const [version, artifact] of [[1, good], [2, bad]] as const) {
-      const { json, sig } = makeRelease({ name: 'stuck', artifact, routes: PROBE, version, key: privateKey })
-      const dir = join(ctx.store.root, 'stuck', `${version}-${sha256Hex(artifact).slice(0, 12)}`)
-      mkdirSync(dir, { recursive: true })
-      writeFileSync(join(dir, 'stuck.mjs'), artifact)
-      writeFileSync(join(dir, 'release.json'), json)
-      writeFileSync(join(dir, 'release.sig'), sig)
+      storeRelease(ctx.store.root, { name: 'stuck', artifact, routes: PROBE, version, key: privateKey })
     }
     ctx.pointers.stuck = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
@@ -390,13 +386,7 @@ describe('route paths the router cannot compile', () => {
     const env = envOf(tmp())
     const ctx = await createContext(env, keys, emptyFactory())
     for (const [version, routes] of [[1, PROBE], [2, bad]] as const) {
-      const artifact = artifactOf('probe', `v${version}`, routes)
-      const { json, sig } = makeRelease({ name: 'probe', artifact, routes, version, key: privateKey })
-      const dir = join(ctx.store.root, 'probe', `${version}-${sha256Hex(artifact).slice(0, 12)}`)
-      mkdirSync(dir, { recursive: true })
-      writeFileSync(join(dir, 'probe.mjs'), artifact)
-      writeFileSync(join(dir, 'release.json'), json)
-      writeFileSync(join(dir, 'release.sig'), sig)
+      storeRelease(ctx.store.root, { name: 'probe', artifact: artifactOf('probe', `v${version}`, routes), routes, version, key: privateKey })
     }
     ctx.pointers.probe = { active: 2, previous: 1, lastKnownGood: 1, highest: 2, trial: null }
     const loaded = await loadAtStart(ctx)

@@ -15,6 +15,7 @@ import { parseReleaseKeys, sha256Hex } from '../../runtime/deploy/verify'
 import type { LoadedFunction } from '../../runtime/registry'
 import { makeRelease } from '../../scripts/release-files'
 import { SALTS } from '../helpers/vectors'
+import { storeRelease } from '../helpers/deploy'
 
 const dirs: string[] = []
 const tmp = () => { const d = mkdtempSync(join(tmpdir(), 'start-choice-')); dirs.push(d); return d }
@@ -39,14 +40,9 @@ async function world(factory: Record<string, Buffer> = {}): Promise<{ ctx: Deplo
 }
 
 /** Stores release `version` of `name` as the store would; `corrupt` changes the artifact after signing. */
-function store(ctx: DeployContext, name: string, version: number, corrupt = false): void {
+function store(ctx: DeployContext, name: string, version: number, corrupt = false, key = privateKey): void {
   const artifact = artifactOf(name, `${name} v${version}`)
-  const { json, sig } = makeRelease({ name, artifact, routes: PROBE, version, key: privateKey })
-  const dir = join(ctx.store.root, name, `${version}-${sha256Hex(artifact).slice(0, 12)}`)
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, `${name}.mjs`), corrupt ? Buffer.concat([artifact, Buffer.from('//x\n')]) : artifact)
-  writeFileSync(join(dir, 'release.json'), json)
-  writeFileSync(join(dir, 'release.sig'), sig)
+  storeRelease(ctx.store.root, { name, artifact, routes: PROBE, version, key, onDisk: corrupt ? Buffer.concat([artifact, Buffer.from('//x\n')]) : undefined })
 }
 
 /** Deploys release `version` of probe (answering `says`) through `d`, waits for its commit; returns its artifact. */
@@ -60,15 +56,7 @@ async function deployCommitted(d: ReturnType<typeof createDeployer>, version: nu
 }
 
 /** Release `version` signed by `key` (a key not in RELEASE_KEYS: refused, not damaged). */
-function storeSignedBy(ctx: DeployContext, name: string, version: number, key: typeof privateKey): void {
-  const artifact = artifactOf(name, `${name} v${version}`)
-  const { json, sig } = makeRelease({ name, artifact, routes: PROBE, version, key })
-  const dir = join(ctx.store.root, name, `${version}-${sha256Hex(artifact).slice(0, 12)}`)
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, `${name}.mjs`), artifact)
-  writeFileSync(join(dir, 'release.json'), json)
-  writeFileSync(join(dir, 'release.sig'), sig)
-}
+const storeSignedBy = (ctx: DeployContext, name: string, version: number, key: typeof privateKey) => store(ctx, name, version, false, key)
 
 it('after a fallback at start the pointers name what runs, and a rollback goes back to it, not to the broken release', async () => {
   const { ctx } = await world()
